@@ -1,0 +1,84 @@
+"""One exception hierarchy, mapped once at the edge (OpenAI error envelope or HTTP 400)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PickspinError(Exception):
+    """Base of every error pickspin raises on purpose."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def envelope(self) -> dict[str, Any]:
+        """The OpenAI error envelope."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class ConfigError(PickspinError):
+    """The settings file is wrong; carries every problem found, not just the first."""
+
+    code = "invalid_config"
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid pickspin config {source}:\n{listing}")
+
+
+class InvalidRequest(PickspinError):
+    """The caller sent something we cannot serve (HTTP 400)."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class InvalidEvent(InvalidRequest):
+    """A CloudEvent that is malformed or of the wrong type."""
+
+    code = "invalid_event"
+
+
+class ModelNotFound(InvalidRequest):
+    status = 404
+    code = "model_not_found"
+
+
+class NoCandidate(PickspinError):
+    """No healthy service with free capacity can take the request."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "no_capacity"
+
+
+class BackendFailed(PickspinError):
+    """Every candidate backend failed before the first token."""
+
+    status = 502
+    type = "upstream_error"
+    code = "backend_failed"
+
+
+class UpstreamError(PickspinError):
+    """A function the gateway depends on (classifier, selector) did not answer properly."""
+
+    status = 502
+    type = "upstream_error"
+    code = "function_failed"
