@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from pickspin.settings import COMPLEXITY_CLASSES, Keywords, RouterName
+from pickspin.settings import COMPLEXITY_CLASSES, Keywords, RouterName, Settings
 
 # Prompts longer than this are classified on their head; nothing downstream needs more.
 MAX_PROMPT_CHARS = 100_000
@@ -70,7 +70,8 @@ class KeywordRouter(Router):
     prompt with no hits is medium. A decisive verdict (hits on one side only) is confident,
     a mixed one is not, which is what the hybrid router uses to hand over to the model.
 
-    >>> KeywordRouter(Keywords(low=("define",), high=("prove",))).classify("Define entropy").complexity
+    >>> router = KeywordRouter(Keywords(low=("define",), high=("prove",)))
+    >>> router.classify("Define entropy").complexity
     'low'
     """
 
@@ -135,3 +136,14 @@ class RouterRegistry:
     @property
     def unavailable(self) -> dict[str, str]:
         return dict(self._unavailable)
+
+
+def build_registry(settings: Settings) -> RouterRegistry:
+    """Every router the settings allow; one that cannot load is recorded with the reason."""
+    registry = RouterRegistry()
+    keyword = KeywordRouter(settings.routing.keywords)
+    registry.add(keyword)
+    reason = "no semantic complexity model is part of this build yet"
+    registry.add_failed(RouterName.SEMANTIC.value, reason)
+    registry.add_failed(RouterName.HYBRID.value, f"needs the semantic router: {reason}")
+    return registry
