@@ -1,0 +1,124 @@
+"""Start emulator processes on free ports (for tests, the gateway's tests and `pickspin up`).
+
+>>> port = free_port()                                         # doctest: +SKIP
+>>> proc = start_emulator("gemma-3-27b-vllm", port)            # doctest: +SKIP
+>>> stop_emulator(proc)                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def emulator_command(
+    service: str,
+    port: int,
+    config_path: str | os.PathLike[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    error_rate: float | None = None,
+    cold_start_seconds: float | None = None,
+    max_concurrency: int | None = None,
+    seed: int | None = None,
+) -> list[str]:
+    """The argv that runs one emulator (also what `pickspin up` spawns)."""
+    cmd = [sys.executable, "-m", "pickspin.emulator", "--service", service,
+           "--port", str(port), "--host", host]
+    for flag, value in (("--config", config_path), ("--error-rate", error_rate),
+                        ("--cold-start-seconds", cold_start_seconds),
+                        ("--max-concurrency", max_concurrency), ("--seed", seed)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    return cmd
+
+
+def start_emulator(
+    service: str,
+    port: int | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    error_rate: float | None = None,
+    cold_start_seconds: float | None = None,
+    max_concurrency: int | None = None,
+    seed: int | None = None,
+    timeout: float = 20.0,
+    log_path: str | os.PathLike[str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start `python -m pickspin.emulator` and return once it accepts TCP connections.
+
+    The process may still be in its (emulated) cold start: `wait_ready` polls `/health`.
+    Its output goes to `log_path` (a temporary file by default). Raises RuntimeError with
+    the log's tail, after stopping it, if it exits or does not listen within `timeout`
+    seconds. The port is also set as `proc.emulator_port`.
+    """
+    port = free_port(host) if port is None else port
+    cmd = emulator_command(service, port, config_path, host=host, error_rate=error_rate,
+                           cold_start_seconds=cold_start_seconds,
+                           max_concurrency=max_concurrency, seed=seed)
+    if log_path is None:
+        fd, name = tempfile.mkstemp(prefix=f"pickspin-emulator-{service}-", suffix=".log")
+        os.close(fd)
+        log_path = name
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    proc.emulator_port = port  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        if is_listening(host, port):
+            return proc
+        time.sleep(0.05)
+    stop_emulator(proc)
+    tail = Path(log_path).read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"emulator {service} did not start listening on {host}:{port} "
+                       f"(exit code {proc.returncode}); log {log_path}:\n{tail}")
+
+
+def wait_ready(base_url: str, timeout: float = 30.0, health_path: str = "/health") -> bool:
+    """Poll `health_path` until it answers 200 (the cold start is over); False on timeout."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base_url.rstrip("/") + health_path, timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def stop_emulator(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
