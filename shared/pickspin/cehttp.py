@@ -1,0 +1,141 @@
+"""CloudEvents over HTTP for the functions: decode a request, reply, call, and emit to K_SINK."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Literal
+
+import httpx
+from cloudevents.core.v1.event import CloudEvent
+from flask import Request, Response
+
+from pickspin.errors import InvalidEvent, UpstreamError
+from pickspin.events import EventType, decode, encode
+
+log = logging.getLogger("pickspin.events")
+
+# An event body larger than this is refused before parsing (the gateway bounds prompts too).
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+
+
+def event_from_request(request: Request, *accepted: EventType) -> CloudEvent:
+    """The request's CloudEvent, of one of the accepted types, or InvalidEvent (HTTP 400)."""
+    if request.content_length and request.content_length > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"event larger than {MAX_EVENT_BYTES} bytes")
+    event = decode(dict(request.headers), request.get_data(cache=False))
+    if accepted and event.get_type() not in accepted:
+        raise InvalidEvent(
+            f"unexpected event type {event.get_type()!r}; this function takes "
+            f"{[t.value for t in accepted]}"
+        )
+    return event
+
+
+def event_response(
+    event: CloudEvent, mode: Literal["binary", "structured"] = "binary"
+) -> Response:
+    """A 200 reply carrying `event` (Knative re-injects replies into the Broker)."""
+    message = encode(event, mode)
+    return Response(message.body, status=200, headers=dict(message.headers))
+
+
+def accepted() -> Response:
+    """202: taken, no reply event."""
+    return Response(status=202)
+
+
+class EventClient:
+    """Request/reply and fire-and-forget CloudEvents over one pooled HTTP client."""
+
+    def __init__(self, http: httpx.Client | None = None, timeout: float = 10.0) -> None:
+        self._http = http or httpx.Client(timeout=timeout)
+
+    def request(self, url: str, event: CloudEvent, expect: EventType) -> CloudEvent:
+        """POST `event` and return the reply event of type `expect`."""
+        message = encode(event)
+        try:
+            reply = self._http.post(url, content=message.body, headers=message.headers)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{url} did not answer: {exc}") from None
+        if reply.status_code == 400:
+            raise InvalidEvent(_reason(reply))
+        if reply.status_code != 200:
+            raise UpstreamError(f"{url} answered {reply.status_code}: {_reason(reply)}")
+        try:
+            answer = decode(dict(reply.headers), reply.content)
+        except InvalidEvent as exc:
+            raise UpstreamError(f"{url} replied without a valid CloudEvent: {exc}") from None
+        if answer.get_type() != expect:
+            raise UpstreamError(f"{url} replied {answer.get_type()!r}, expected {expect.value!r}")
+        return answer
+
+    def send(self, url: str, event: CloudEvent) -> int:
+        message = encode(event)
+        return self._http.post(url, content=message.body, headers=message.headers).status_code
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _reason(reply: httpx.Response) -> str:
+    try:
+        body = reply.json()
+        return str(body.get("error", {}).get("message") or body)
+    except ValueError:
+        return reply.text[:200]
+
+
+class Emitter:
+    """Sends events to a sink from a background thread, so callers are never delayed.
+
+    The queue is bounded; when the sink is down events are dropped with a warning rather
+    than growing memory without limit (durable numbers live in Prometheus).
+    """
+
+    def __init__(self, sink: str | None, client: EventClient | None = None,
+                 capacity: int = 10_000) -> None:
+        self.sink = sink
+        self._client = client or EventClient(timeout=5.0)
+        self._queue: queue.Queue[CloudEvent | None] = queue.Queue(maxsize=capacity)
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="pickspin-emitter", daemon=True)
+        if sink:
+            self._thread.start()
+
+    def emit(self, event: CloudEvent) -> None:
+        if not self.sink:
+            return
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        assert self.sink
+        while (event := self._queue.get()) is not None:
+            try:
+                status = self._client.send(self.sink, event)
+                if status >= 300:
+                    raise UpstreamError(f"sink answered {status}")
+                self.sent += 1
+            except (httpx.HTTPError, UpstreamError) as exc:
+                self.failed += 1
+                log.warning("could not deliver %s to %s: %s", event.get_type(), self.sink, exc)
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until queued events are delivered."""
+        done = threading.Event()
+        threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True).start()
+        done.wait(timeout)
+
+    def close(self) -> None:
+        if self.sink and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+        self._client.close()

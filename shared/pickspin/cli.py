@@ -1,0 +1,108 @@
+"""`pickspin up | down | status | classify | train | replay | simulate`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pickspin.errors import ConfigError
+
+# Verbs whose work lives in other modules: "module:function", each taking its own argv.
+DELEGATED = {
+    "classify": ("pickspin.semantic.commands:classify", "classify prompts (JSON out)"),
+    "train": ("pickspin.semantic.commands:train", "train the complexity classifier"),
+    "replay": ("pickspin.semantic.commands:replay", "offline routing-quality report"),
+    "simulate": ("pickspin.simulate:main", "simulate a workload against the policy"),
+}
+
+
+def _state_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get("PICKSPIN_HOME") or ".pickspin").resolve()
+
+
+def _up(args: argparse.Namespace) -> int:
+    from pickspin.local.stack import up
+
+    services = [s for s in (args.services or "").split(",") if s]
+    print("starting pickspin (functions, backends) ...", flush=True)
+    stack = up(args.config, _state_dir(args.state_dir), services=services,
+               tick_seconds=args.tick)
+    endpoint = stack.endpoint
+    print(f"\npickspin is up. OpenAI-compatible endpoint: {endpoint}")
+    print("try it:\n"
+          f"  curl -s {endpoint}/chat/completions -H 'content-type: application/json' \\\n"
+          "    -d '{\"model\": \"pickspin/auto\", \"messages\": "
+          "[{\"role\": \"user\", \"content\": \"Define entropy\"}]}' -D - \n"
+          f"logs and state: {stack.state_dir}\nstop it with: pickspin down")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from pickspin.local.stack import down
+
+    stopped = down(_state_dir(args.state_dir))
+    print(f"stopped {len(stopped)} processes" + (f": {', '.join(stopped)}" if stopped else ""))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pickspin.local.stack import status
+
+    rows = status(_state_dir(args.state_dir))
+    if not rows:
+        print("nothing is running (no state in " + str(_state_dir(args.state_dir)) + ")")
+        return 1
+    print(f"{'name':<26}{'kind':<10}{'pid':>8}  {'state':<10} url")
+    for r in rows:
+        print(f"{r['name']!s:<26}{r['kind']!s:<10}{r['pid']!s:>8}  {r['state']!s:<10} {r['url']}")
+    return 0
+
+
+def _delegate(target: str) -> Callable[[list[str]], int]:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        try:
+            runner = _delegate(DELEGATED[argv[0]][0])
+        except ModuleNotFoundError as exc:
+            print(f"pickspin {argv[0]}: not available in this build ({exc.name})",
+                  file=sys.stderr)
+            return 2
+        return runner(argv[1:])
+    parser = argparse.ArgumentParser(prog="pickspin", description=__doc__)
+    sub = parser.add_subparsers(dest="verb", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", help="where state and logs go ($PICKSPIN_HOME, "
+                        "default ./.pickspin)")
+    p = sub.add_parser("up", parents=[common], help="start the embedded default")
+    p.add_argument("--config", help="values file (default: $PICKSPIN_CONFIG or the chart's)")
+    p.add_argument("--services", help="comma-separated services to run (default: all)")
+    p.add_argument("--tick", type=float, default=5.0, help="telemetry tick seconds")
+    p.set_defaults(run=_up)
+    sub.add_parser("down", parents=[common], help="stop what `up` started").set_defaults(
+        run=_down)
+    sub.add_parser("status", parents=[common], help="show what is running").set_defaults(
+        run=_status)
+    for verb, (_, help_) in DELEGATED.items():
+        sub.add_parser(verb, help=help_, add_help=False)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"pickspin {args.verb}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

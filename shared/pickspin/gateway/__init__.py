@@ -1,0 +1,1 @@
+"""The OpenAI-compatible gateway: validate, Pick (classifier → selector), proxy, measure."""

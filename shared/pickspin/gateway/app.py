@@ -1,0 +1,238 @@
+"""The gateway's Flask app: DESIGN.md's contract for `/v1/chat/completions`,
+`/v1/completions` and `/v1/models`, the `x-pickspin-*` headers and the metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from flask import Flask, Response, request, stream_with_context
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from pickspin.cehttp import Emitter, EventClient
+from pickspin.errors import InvalidRequest, ModelNotFound
+from pickspin.events import (
+    EventType,
+    InferenceCompleted,
+    PromptClassified,
+    PromptReceived,
+    RouteRequest,
+    RouteSelected,
+    data_of,
+    make_event,
+)
+from pickspin.gateway.metrics import GatewayMetrics
+from pickspin.gateway.openai_request import AUTO_MODEL, ParsedRequest, parse
+from pickspin.gateway.proxy import BackendProxy, Upstream
+from pickspin.settings import COMPLEXITY_CLASSES, RouterName, Settings
+
+SOURCE = "/pickspin/gateway"
+PROFILE_PREFIX = "pickspin/"
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Where the gateway's collaborators are."""
+
+    classifier_url: str
+    selector_url: str
+    sink: str | None = None
+
+
+@dataclass(frozen=True)
+class Pick:
+    route: RouteRequest
+    complexity: str
+    router: str
+    selected: RouteSelected
+    decision_ms: float
+
+
+class Gateway:
+    """Everything one gateway process holds: settings, clients, metrics, emitter."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        wiring: Wiring,
+        *,
+        events: EventClient | None = None,
+        proxy: BackendProxy | None = None,
+        metrics: GatewayMetrics | None = None,
+        emitter: Emitter | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.settings = settings
+        self.wiring = wiring
+        self.events = events or EventClient()
+        self.proxy = proxy or BackendProxy()
+        self.metrics = metrics or GatewayMetrics(settings)
+        self.emitter = emitter or Emitter(wiring.sink)
+        self.clock = clock
+        self._models = {m.name for m in settings.models}
+
+    # ---- Pick -----------------------------------------------------------------------
+    def route_request(self, model: str) -> RouteRequest:
+        """`model` and the override headers → what the selector must honour."""
+        profile = request.headers.get("x-pickspin-profile")
+        router = request.headers.get("x-pickspin-router")
+        concrete = None
+        if model == AUTO_MODEL:
+            pass
+        elif model.startswith(PROFILE_PREFIX):
+            named = model.removeprefix(PROFILE_PREFIX)
+            if named not in self.settings.profiles:
+                raise ModelNotFound(f"the model {model!r} does not exist; profiles are "
+                                    f"{sorted(self.settings.profiles)}", param="model")
+            profile = profile or named
+        elif model in self._models:
+            concrete = model
+        else:
+            raise ModelNotFound(f"the model {model!r} does not exist", param="model")
+        if profile is not None and profile not in self.settings.profiles:
+            raise InvalidRequest(f"x-pickspin-profile: unknown profile {profile!r}; choose one "
+                                 f"of {sorted(self.settings.profiles)}", param="x-pickspin-profile")
+        if router is not None and router not in {r.value for r in RouterName}:
+            raise InvalidRequest(f"x-pickspin-router: unknown router {router!r}; choose one of "
+                                 f"{[r.value for r in RouterName]}", param="x-pickspin-router")
+        return RouteRequest(profile=profile, router=router, model=concrete)
+
+    def pick(self, request_id: str, parsed: ParsedRequest) -> Pick:
+        route = self.route_request(parsed.model)
+        start = self.clock()
+        if route.model is None:
+            received = PromptReceived(request_id=request_id, prompt=parsed.prompt, route=route)
+            reply = self.events.request(
+                self.wiring.classifier_url,
+                make_event(EventType.PROMPT_RECEIVED, received, SOURCE),
+                EventType.PROMPT_CLASSIFIED,
+            )
+            classified = data_of(reply, PromptClassified)
+            self.metrics.classification.labels(classified.router).observe(
+                classified.elapsed_ms / 1000
+            )
+        else:  # a concrete model skips Pick's classification; Spin still picks its backend
+            even = {k: 1 / len(COMPLEXITY_CLASSES) for k in COMPLEXITY_CLASSES}
+            classified = PromptClassified(request_id=request_id, complexity="medium",
+                                          probabilities=even, router="none", elapsed_ms=0.0,
+                                          route=route)
+        reply = self.events.request(
+            self.wiring.selector_url,
+            make_event(EventType.PROMPT_CLASSIFIED, classified, SOURCE),
+            EventType.ROUTE_SELECTED,
+        )
+        selected = data_of(reply, RouteSelected)
+        complexity = classified.complexity if route.model is None else "unclassified"
+        decision_ms = (self.clock() - start) * 1000
+        return Pick(route, complexity, classified.router, selected, decision_ms)
+
+    # ---- serving --------------------------------------------------------------------
+    def serve(self, kind: Literal["chat", "completion"]) -> Response:
+        started = self.clock()
+        parsed = parse(request.get_data(cache=False), kind)
+        request_id = request.headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
+        pick = self.pick(request_id, parsed)
+        sel = pick.selected
+        candidates = [sel.chosen, *sel.runners_up]
+        upstream = self.proxy.forward(kind, parsed.body, candidates, started, self._inflight)
+        chosen = upstream.candidate
+        self.metrics.decisions.labels(pick.router, pick.complexity, chosen.model,
+                                      chosen.backend).inc()
+        headers = {
+            **upstream.headers,
+            "x-request-id": request_id,
+            "x-pickspin-model": chosen.model,
+            "x-pickspin-backend": chosen.backend,
+            "x-pickspin-service": chosen.service,
+            "x-pickspin-complexity": pick.complexity,
+            "x-pickspin-score": f"{chosen.breakdown.score:.4f}",
+            "x-pickspin-score-breakdown": (
+                f"relevance={chosen.breakdown.relevance:.4f};"
+                f"latency={chosen.breakdown.latency:.4f};cost={chosen.breakdown.cost:.4f}"
+            ),
+            "x-pickspin-profile": sel.profile,
+            "x-pickspin-router": pick.router,
+            "x-pickspin-cold-start": "false",
+            "x-pickspin-fallback": ",".join(upstream.fallback) or "none",
+            "x-pickspin-decision-ms": f"{pick.decision_ms:.2f}",
+        }
+        if upstream.first_chunk:
+            body: Iterator[bytes] | bytes = stream_with_context(self._relay(upstream, request_id))
+            headers["cache-control"] = "no-cache"
+        else:
+            body = upstream.body
+            self._finish(upstream, request_id, _usage_tokens(upstream.body))
+        return Response(body, status=upstream.status, headers=headers)
+
+    def _inflight(self, service: str, delta: int) -> None:
+        self.metrics.inflight.labels(service).inc(delta)
+
+    def _relay(self, upstream: Upstream, request_id: str) -> Iterator[bytes]:
+        try:
+            yield from upstream.stream()
+        finally:
+            self._finish(upstream, request_id, upstream.chunks)
+
+    def _finish(self, upstream: Upstream, request_id: str, tokens: int) -> None:
+        c = upstream.candidate
+        latency = self.clock() - upstream.started
+        outcome = "success" if upstream.status < 400 else "error"
+        self.metrics.inflight.labels(c.service).dec()
+        self.metrics.requests.labels(c.model, c.backend, outcome).inc()
+        self.metrics.duration.labels(c.model, c.backend).observe(latency)
+        if upstream.ttft is not None:
+            self.metrics.ttft.labels(c.model, c.backend).observe(upstream.ttft)
+        done = InferenceCompleted(
+            request_id=request_id, service=c.service, model=c.model, backend=c.backend,
+            outcome=outcome, ttft_seconds=upstream.ttft, latency_seconds=latency,
+            completion_tokens=tokens, fallback=tuple(upstream.fallback), finished_at=time.time(),
+        )
+        self.emitter.emit(make_event(EventType.INFERENCE_COMPLETED, done, SOURCE))
+
+    def models(self) -> Response:
+        created = int(time.time())
+        ids = [AUTO_MODEL, *(PROFILE_PREFIX + p for p in self.settings.profiles),
+               *(m.name for m in self.settings.models)]
+        data = [{"id": i, "object": "model", "created": created, "owned_by": "pickspin"}
+                for i in ids]
+        return Response(json.dumps({"object": "list", "data": data}),
+                        mimetype="application/json")
+
+    def close(self) -> None:
+        self.emitter.close()
+        self.events.close()
+        self.proxy.close()
+
+
+def _usage_tokens(body: bytes) -> int:
+    try:
+        usage = json.loads(body).get("usage") or {}
+        return int(usage.get("completion_tokens", 0))
+    except (ValueError, AttributeError, TypeError):
+        return 0
+
+
+def create_app(gateway: Gateway) -> Flask:
+    app = Flask("pickspin-gateway")
+
+    @app.post("/v1/chat/completions")
+    def chat() -> Response:
+        return gateway.serve("chat")
+
+    @app.post("/v1/completions")
+    def completions() -> Response:
+        return gateway.serve("completion")
+
+    @app.get("/v1/models")
+    def models() -> Response:
+        return gateway.models()
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(gateway.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+    return app

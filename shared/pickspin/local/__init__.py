@@ -1,0 +1,1 @@
+"""The embedded default: the whole system as local processes on one machine."""

@@ -1,0 +1,32 @@
+"""Stand-in for Knative's PingSource: POST a `dev.knative.sources.ping` event every N seconds."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+import httpx
+
+from pickspin.events import EventType, encode, make_event
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pickspin.local.ping")
+    parser.add_argument("--sink", required=True, help="URL the tick events go to")
+    parser.add_argument("--every", type=float, default=5.0, help="seconds between ticks")
+    args = parser.parse_args(argv)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    with httpx.Client(timeout=10.0) as http:
+        while not stopping.wait(args.every):
+            message = encode(make_event(EventType.PING, {"tick": True}, "/pickspin/local/ping"))
+            try:
+                http.post(args.sink, content=message.body, headers=message.headers)
+            except httpx.HTTPError as exc:
+                print(f"tick to {args.sink} failed: {exc}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

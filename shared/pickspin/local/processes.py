@@ -1,0 +1,102 @@
+"""Start, watch and stop local processes; each in its own session so `down` stops all of it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Proc:
+    """A process `up` started: enough to find, probe and stop it later."""
+
+    name: str
+    kind: str  # function | backend | ticker
+    pid: int
+    port: int | None
+    url: str | None
+    health: str | None
+    log: str
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) is not alive.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def spawn(name: str, kind: str, argv: list[str], *, env: dict[str, str], cwd: Path | None,
+          log_dir: Path, port: int | None = None, health: str | None = None) -> Proc:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(
+            argv, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}" if port else None
+    return Proc(name, kind, child.pid, port, url, health, str(log_path))
+
+
+def python() -> str:
+    return sys.executable
+
+
+def wait_http(url: str, timeout: float, *, ok_only: bool = True,
+              alive: Proc | None = None) -> bool:
+    """Poll `url` until it answers (200 if `ok_only`), the process dies, or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if alive is not None and not alive.alive():
+            return False
+        try:
+            answer = httpx.get(url, timeout=1.0)
+            if answer.status_code == 200 or not ok_only:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def stop(proc: Proc, grace: float = 5.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and proc.alive():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(proc.pid, os.WNOHANG)
+            time.sleep(0.05)
+        if not proc.alive():
+            return
