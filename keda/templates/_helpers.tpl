@@ -1,0 +1,131 @@
+{{/*
+Helpers of the pickspin-keda chart. The service matrix is `.Values.global.pickspin`
+(the same mapping pickspin.settings.Settings validates); a service is `<model>-<backend>`.
+*/}}
+
+{{/* The service matrix, required. */}}
+{{- define "pickspin-keda.pickspin" -}}
+{{- $global := .Values.global | default dict -}}
+{{- $ps := required "global.pickspin is required: the service matrix, routing and profiles" $global.pickspin -}}
+{{- if not (required "global.pickspin.services is required" $ps.services) -}}
+{{- fail "global.pickspin.services: at least one service is required" -}}
+{{- end -}}
+{{- toJson $ps -}}
+{{- end -}}
+
+{{/*
+Fail with a message naming the key when the values are inconsistent in a way the
+values schema cannot express: unknown profile, model or backend, bad numbers.
+*/}}
+{{- define "pickspin-keda.validate" -}}
+{{- $ps := include "pickspin-keda.pickspin" . | fromJson -}}
+{{- $profiles := required "global.pickspin.profiles is required" $ps.profiles -}}
+{{- $profile := required "global.pickspin.defaultProfile is required" $ps.defaultProfile -}}
+{{- if not (hasKey $profiles $profile) -}}
+{{- fail (printf "global.pickspin.defaultProfile: unknown profile %q (have %s)" $profile (keys $profiles | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- $models := list -}}
+{{- range $ps.models -}}{{- $models = append $models .name -}}{{- end -}}
+{{- $backends := list -}}
+{{- range $ps.backends -}}{{- $backends = append $backends .name -}}{{- end -}}
+{{- range $i, $svc := $ps.services -}}
+{{- if not (has $svc.model $models) -}}
+{{- fail (printf "global.pickspin.services[%d].model: unknown model %q (have %s)" $i (toString $svc.model) ($models | join ", ")) -}}
+{{- end -}}
+{{- if not (has $svc.backend $backends) -}}
+{{- fail (printf "global.pickspin.services[%d].backend: unknown backend %q (have %s)" $i (toString $svc.backend) ($backends | join ", ")) -}}
+{{- end -}}
+{{- range $key := list "concurrency" "gpus" "maxReplicas" -}}
+{{- $v := index $svc $key -}}
+{{- if or (not (kindIs "float64" $v)) (le (float64 $v) 0.0) -}}
+{{- fail (printf "global.pickspin.services[%d].%s: must be a number > 0, got %v" $i $key $v) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of a service (model × backend), the name of all its objects. */}}
+{{- define "pickspin-keda.serviceName" -}}
+{{- printf "%s-%s" .model .backend -}}
+{{- end -}}
+
+{{/* Find a model or backend by name: (dict "items" list "name" string). */}}
+{{- define "pickspin-keda.find" -}}
+{{- $found := dict -}}
+{{- range .items -}}{{- if eq .name $.name -}}{{- $found = . -}}{{- end -}}{{- end -}}
+{{- toJson $found -}}
+{{- end -}}
+
+{{/*
+The ScaledObject numbers of one service under the active profile, as JSON
+(dict "root" $ "svc" $svc). Mirrors pickspin.policy.scaling_for.
+*/}}
+{{- define "pickspin-keda.scaling" -}}
+{{- $ps := include "pickspin-keda.pickspin" .root | fromJson -}}
+{{- $scaling := (index $ps.profiles $ps.defaultProfile).scaling | default dict -}}
+{{- $model := include "pickspin-keda.find" (dict "items" $ps.models "name" .svc.model) | fromJson -}}
+{{- $max := int .svc.maxReplicas -}}
+{{- $pool := int (index ($scaling.warmPool | default dict) $model.tier | default 0) -}}
+{{- /* defaults as in pickspin.settings.Scaling */ -}}
+{{- $utilization := float64 (ternary $scaling.targetUtilization 0.8 (hasKey $scaling "targetUtilization")) -}}
+{{- $cooldown := int (ternary $scaling.cooldownSeconds 300 (hasKey $scaling "cooldownSeconds")) -}}
+{{- $window := int (ternary $scaling.scaleDownStabilizationSeconds 120 (hasKey $scaling "scaleDownStabilizationSeconds")) -}}
+{{- dict
+    "min" (min $pool $max)
+    "max" $max
+    "threshold" (round (mulf (float64 .svc.concurrency) $utilization) 3)
+    "cooldown" $cooldown
+    "stabilization" $window
+    | toJson -}}
+{{- end -}}
+
+{{/* Common labels: (dict "root" $ "svc" $svc). */}}
+{{- define "pickspin-keda.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: pickspin
+{{ include "pickspin-keda.selectorLabels" . }}
+pickspin.io/model: {{ .svc.model | quote }}
+pickspin.io/backend: {{ .svc.backend | quote }}
+{{- end -}}
+
+{{/* Selector labels: (dict "root" $ "svc" $svc). */}}
+{{- define "pickspin-keda.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pickspin-keda.serviceName" .svc }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: backend
+{{- end -}}
+
+{{/* Name of the Secret with the Hugging Face token. */}}
+{{- define "pickspin-keda.hfSecretName" -}}
+{{- .Values.huggingface.existingSecret | default (printf "%s-hf-token" .Release.Name) -}}
+{{- end -}}
+
+{{/* Directory of a model's weights inside the volume: (dict "root" $ "model" $model). */}}
+{{- define "pickspin-keda.modelDir" -}}
+{{- printf "%s/%s" (.root.Values.weights.mountPath | trimSuffix "/") (.model.hfId | default .model.name) -}}
+{{- end -}}
+
+{{/*
+Server command and arguments per backend kind: (dict "root" $ "svc" $svc "backend" $b "model" $m).
+vLLM: `vllm serve`; TGI: the image's `text-generation-launcher` entrypoint; TensorRT-LLM:
+`trtllm-serve` (PyTorch backend). Concurrency caps the batch, GPUs set tensor parallelism.
+*/}}
+{{- define "pickspin-keda.serverCommand" -}}
+{{- $dir := include "pickspin-keda.modelDir" (dict "root" .root "model" .model) -}}
+{{- $port := toString (int .backend.port) -}}
+{{- $gpus := toString (int .svc.gpus) -}}
+{{- $conc := toString (int .svc.concurrency) -}}
+{{- $extra := index .root.Values.server.extraArgs .backend.kind | default list -}}
+{{- if eq .backend.kind "vllm" -}}
+command: ["vllm", "serve"]
+args: {{ concat (list $dir "--served-model-name" .model.name "--host" "0.0.0.0" "--port" $port "--tensor-parallel-size" $gpus "--max-num-seqs" $conc) $extra | toJson }}
+{{- else if eq .backend.kind "tgi" -}}
+args: {{ concat (list "--model-id" $dir "--hostname" "0.0.0.0" "--port" $port "--num-shard" $gpus "--max-concurrent-requests" $conc) $extra | toJson }}
+{{- else if eq .backend.kind "trtllm" -}}
+command: ["trtllm-serve"]
+args: {{ concat (list $dir "--host" "0.0.0.0" "--port" $port "--backend" "pytorch" "--tp_size" $gpus "--max_batch_size" $conc) $extra | toJson }}
+{{- else -}}
+{{- fail (printf "global.pickspin.backends: unknown kind %q for backend %q (vllm, tgi or trtllm)" .backend.kind .backend.name) -}}
+{{- end -}}
+{{- end -}}
