@@ -1,0 +1,68 @@
+{{/*
+Helpers of the pickspin-knative chart. The functions' configuration is
+`.Values.global.pickspin` (validated by pickspin.settings.Settings when they start).
+*/}}
+
+{{/*
+Fail at render time, naming the key, on what would make every function fail to start:
+no service matrix, an unknown default profile, a service naming an unknown model or backend.
+*/}}
+{{- define "pickspin-knative.validate" -}}
+{{- $global := .Values.global | default dict -}}
+{{- $ps := required "global.pickspin is required: the service matrix, routing and profiles" $global.pickspin -}}
+{{- $profiles := required "global.pickspin.profiles is required" $ps.profiles -}}
+{{- $profile := required "global.pickspin.defaultProfile is required" $ps.defaultProfile -}}
+{{- if not (hasKey $profiles $profile) -}}
+{{- fail (printf "global.pickspin.defaultProfile: unknown profile %q (have %s)" $profile (keys $profiles | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- $models := list -}}
+{{- range $ps.models -}}{{- $models = append $models .name -}}{{- end -}}
+{{- $backends := list -}}
+{{- range $ps.backends -}}{{- $backends = append $backends .name -}}{{- end -}}
+{{- range $i, $svc := (required "global.pickspin.services is required" $ps.services) -}}
+{{- if not (has $svc.model $models) -}}
+{{- fail (printf "global.pickspin.services[%d].model: unknown model %q (have %s)" $i (toString $svc.model) ($models | join ", ")) -}}
+{{- end -}}
+{{- if not (has $svc.backend $backends) -}}
+{{- fail (printf "global.pickspin.services[%d].backend: unknown backend %q (have %s)" $i (toString $svc.backend) ($backends | join ", ")) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Common labels. */}}
+{{- define "pickspin-knative.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: pickspin
+{{- end -}}
+
+{{/* Image of a function: (dict "root" $ "fn" $fn). */}}
+{{- define "pickspin-knative.image" -}}
+{{- $img := .root.Values.image -}}
+{{- .fn.image | default (printf "%s/%s:%s" ($img.registry | trimSuffix "/") .fn.name ($img.tag | default .root.Chart.AppVersion)) -}}
+{{- end -}}
+
+{{/* Cluster-local URL of a function's Knative Service: (dict "root" $ "fn" $fn). */}}
+{{- define "pickspin-knative.url" -}}
+{{- printf "http://%s.%s.svc.cluster.local" .fn.name .root.Release.Namespace -}}
+{{- end -}}
+
+{{/* Name of the chart's dead-letter Service. */}}
+{{- define "pickspin-knative.deadLetterName" -}}
+{{- printf "%s-dead-letters" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* A sink reference to the Broker. */}}
+{{- define "pickspin-knative.brokerRef" -}}
+ref:
+  apiVersion: eventing.knative.dev/v1
+  kind: Broker
+  name: {{ .Values.broker.name }}
+{{- end -}}
+
+{{/* Trigger name for a function and an event type: (dict "fn" $fn "type" $type). */}}
+{{- define "pickspin-knative.triggerName" -}}
+{{- $slug := .type | trimPrefix "io.pickspin." | replace "." "-" | lower -}}
+{{- printf "%s-%s" .fn.name $slug | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
