@@ -120,6 +120,9 @@ class ServiceStats(_Data):
     latency_p99_seconds: float | None = None
     ttft_p50_seconds: float | None = None
     ttft_p99_seconds: float | None = None
+    time_per_token_seconds: float | None = Field(
+        default=None, description="mean decode time per output token after the first"
+    )
     success_ratio: float | None = None
     cost_per_query: float | None = None
     healthy: bool = True

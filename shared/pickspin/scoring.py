@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pickspin.events import ScoreBreakdown, ServiceStats
 from pickspin.settings import Model, Service, Weights
 
+# Output length that latency is compared at (the priors in values.yaml assume it).
+REFERENCE_TOKENS = 128
+
 
 @dataclass(frozen=True)
 class ServiceView:
@@ -45,9 +48,20 @@ def relevance(probabilities: Mapping[str, float], model: Model) -> float:
 
 
 def expected_latency(view: ServiceView) -> float:
-    """Measured mean latency (or the prior), plus the cold start when at zero replicas."""
-    measured = view.stats.latency_seconds
-    latency = measured if measured is not None else view.service.priors.latency_seconds
+    """Latency of a reference answer, plus the cold start when the service is at zero.
+
+    Measured requests vary in length, so a measured service is judged by its TTFT and
+    decode time per token for `REFERENCE_TOKENS` output tokens (the length the priors in
+    the values file assume); a service with only a mean latency measured uses that, and
+    one never measured uses its prior.
+    """
+    stats = view.stats
+    if stats.ttft_p50_seconds is not None and stats.time_per_token_seconds is not None:
+        latency = stats.ttft_p50_seconds + REFERENCE_TOKENS * stats.time_per_token_seconds
+    elif stats.latency_seconds is not None:
+        latency = stats.latency_seconds
+    else:
+        latency = view.service.priors.latency_seconds
     return latency if view.warm else latency + view.service.cold_start_seconds
 
 
@@ -72,12 +86,7 @@ def score(
     if not views:
         return []
     latencies = [expected_latency(v) for v in views]
-    costs = [
-        v.stats.cost_per_query
-        if v.stats.cost_per_query is not None and v.warm
-        else cost_per_query(v.service, lat)
-        for v, lat in zip(views, latencies, strict=True)
-    ]
+    costs = [cost_per_query(v.service, lat) for v, lat in zip(views, latencies, strict=True)]
     t_hat = normalise_lower_is_better(latencies)
     c_hat = normalise_lower_is_better(costs)
     out = []

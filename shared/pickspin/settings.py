@@ -120,12 +120,15 @@ class Model(_Model):
 
     @model_validator(mode="after")
     def _quality_complete(self) -> Model:
+        problems = []
         missing = [k for k in COMPLEXITY_CLASSES if k not in self.quality]
         if missing:
-            raise ValueError(f"quality lacks classes {missing}")
+            problems.append(f"quality lacks classes {missing}")
         bad = {k: v for k, v in self.quality.items() if not 0 <= v <= 1}
         if bad:
-            raise ValueError(f"quality values must lie in [0, 1], got {bad}")
+            problems.append(f"quality values must lie in [0, 1], got {bad}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

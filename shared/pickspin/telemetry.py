@@ -51,18 +51,21 @@ class Window:
         with self._lock:
             self._events.setdefault(done.service, deque()).append(done)
 
-    def _trim(self, now: float) -> None:
+    def _recent(self, now: float) -> dict[str, list[InferenceCompleted]]:
+        """Drop what finished before the window (events may arrive slightly out of order)."""
         horizon = now - self.seconds
-        for events in self._events.values():
-            while events and events[0].finished_at < horizon:
-                events.popleft()
+        recent = {}
+        for name, events in self._events.items():
+            kept = [e for e in events if e.finished_at >= horizon]
+            self._events[name] = deque(kept)
+            recent[name] = kept
+        return recent
 
     def snapshot(self, probes: Mapping[str, Probe] | None = None) -> TelemetrySnapshot:
         now = self.clock()
         probes = probes or {}
         with self._lock:
-            self._trim(now)
-            recent = {name: list(events) for name, events in self._events.items()}
+            recent = self._recent(now)
         services = {}
         for svc in self.settings.services:
             services[svc.name] = self._stats(svc.name, recent.get(svc.name, []),
@@ -80,6 +83,8 @@ class Window:
         latencies = sorted(e.latency_seconds for e in ok)
         ttfts = sorted(e.ttft_seconds for e in ok if e.ttft_seconds is not None)
         mean = sum(latencies) / len(latencies) if latencies else None
+        decode = [(e.latency_seconds - e.ttft_seconds) / (e.completion_tokens - 1) for e in ok
+                  if e.ttft_seconds is not None and e.completion_tokens > 1]
         return ServiceStats(
             **base,
             requests=len(events),
@@ -89,6 +94,7 @@ class Window:
             latency_p99_seconds=quantile(latencies, 0.99) if latencies else None,
             ttft_p50_seconds=quantile(ttfts, 0.5) if ttfts else None,
             ttft_p99_seconds=quantile(ttfts, 0.99) if ttfts else None,
+            time_per_token_seconds=sum(decode) / len(decode) if decode else None,
             success_ratio=len(ok) / len(events),
             cost_per_query=(cost_per_query(self.settings.service(name), mean)
                             if mean is not None else None),

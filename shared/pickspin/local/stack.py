@@ -82,33 +82,41 @@ def up(
             health = runtime.backend(svc.backend).health_path
             procs.append(spawn(svc.name, "backend", argv, env={}, cwd=None, log_dir=logs,
                                port=port, health=health))
-        fports = {f: free_port() for f in FUNCTIONS}
-        furl = {f: f"http://127.0.0.1:{p}" for f, p in fports.items()}
-        sinks = {"gateway": furl["telemetry"], "telemetry": furl["selector"]}
-        for fn in FUNCTIONS:
-            env = {
-                "LISTEN_ADDRESS": f"127.0.0.1:{fports[fn]}",
-                "PICKSPIN_CONFIG": str(config),
-                "PICKSPIN_CLASSIFIER_URL": furl["classifier"],
-                "PICKSPIN_SELECTOR_URL": furl["selector"],
-                "K_SINK": sinks.get(fn, ""),
-                "PYTHONUNBUFFERED": "1",
-            }
-            argv = [python(), "-c",
-                    "from func_python.http import serve; import function; serve(function.new)"]
-            procs.append(spawn(fn, "function", argv, env=env, cwd=functions_dir / fn,
-                               log_dir=logs, port=fports[fn], health="/health/readiness"))
-        ticker = [python(), "-m", "pickspin.local.ping", "--sink", furl["telemetry"],
-                  "--every", str(tick_seconds)]
-        procs.append(spawn("ping", "ticker", ticker, env={}, cwd=None, log_dir=logs))
+        procs.extend(start_functions(config, logs, tick_seconds, functions_dir))
         stack = Stack(state_dir, tuple(procs), config)
         stack.save()
-        _wait_ready(stack, timeout, log)
+        wait_ready(stack.procs, timeout, log)
     except BaseException:
         for p in procs:
             stop(p)
         raise
     return stack
+
+
+def start_functions(config: Path, logs: Path, tick_seconds: float = 5.0,
+                    functions_dir: Path = REPO / "functions") -> list[Proc]:
+    """The four functions (func-python, as `kn func build` runs them) and the ticker."""
+    ports = {f: free_port() for f in FUNCTIONS}
+    urls = {f: f"http://127.0.0.1:{p}" for f, p in ports.items()}
+    sinks = {"gateway": urls["telemetry"], "telemetry": urls["selector"]}
+    procs = []
+    for fn in FUNCTIONS:
+        env = {
+            "LISTEN_ADDRESS": f"127.0.0.1:{ports[fn]}",
+            "PICKSPIN_CONFIG": str(config),
+            "PICKSPIN_CLASSIFIER_URL": urls["classifier"],
+            "PICKSPIN_SELECTOR_URL": urls["selector"],
+            "K_SINK": sinks.get(fn, ""),
+            "PYTHONUNBUFFERED": "1",
+        }
+        argv = [python(), "-c",
+                "from func_python.http import serve; import function; serve(function.new)"]
+        procs.append(spawn(fn, "function", argv, env=env, cwd=functions_dir / fn,
+                           log_dir=logs, port=ports[fn], health="/health/readiness"))
+    ticker = [python(), "-m", "pickspin.local.ping", "--sink", urls["telemetry"],
+              "--every", str(tick_seconds)]
+    procs.append(spawn("ping", "ticker", ticker, env={}, cwd=None, log_dir=logs))
+    return procs
 
 
 def _choose(settings: Settings, names: Sequence[str] | None) -> Settings:
@@ -124,9 +132,10 @@ def _choose(settings: Settings, names: Sequence[str] | None) -> Settings:
     return settings.model_copy(update={"services": kept, "models": models})
 
 
-def _wait_ready(stack: Stack, timeout: float, log: bool) -> None:
+def wait_ready(procs: Sequence[Proc], timeout: float, log: bool = False) -> None:
+    """Wait until every process with a health endpoint answers 200, or raise with its log."""
     start = time.monotonic()
-    for proc in stack.procs:
+    for proc in procs:
         if proc.url is None or proc.health is None:
             continue
         left = max(0.5, timeout - (time.monotonic() - start))
