@@ -143,7 +143,7 @@ def build_registry(settings: Settings) -> RouterRegistry:
     registry = RouterRegistry()
     keyword = KeywordRouter(settings.routing.keywords)
     registry.add(keyword)
-    reason = "no semantic complexity model is part of this build yet"
-    registry.add_failed(RouterName.SEMANTIC.value, reason)
-    registry.add_failed(RouterName.HYBRID.value, f"needs the semantic router: {reason}")
+    from pickspin.semantic.registry import add_semantic_routers  # lazy: it imports this module
+
+    add_semantic_routers(registry, settings, keyword)
     return registry

@@ -1,0 +1,96 @@
+"""MODEL_CARD.md for the committed classifier: data, labels, tier map, split, seed, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pickspin.semantic.data import DEV_BUCKETS, TEST_BUCKETS
+from pickspin.semantic.labels import PROXY_CAPS, PROXY_RULES, TIER_MAPS
+from pickspin.semantic.runtime import ModelConfig
+from pickspin.settings import COMPLEXITY_CLASSES
+
+
+def _origin(cfg: ModelConfig) -> str:
+    t = cfg.train
+    if cfg.base_model:
+        return (f"This model is `{cfg.base_model}` fine-tuned for three-way prompt complexity "
+                "with its own tokenizer.")
+    return (
+        "**Offline build: this is a compact DistilBERT trained from scratch** "
+        f"({t.get('layers')} layers, hidden size {t.get('dim')}, {t.get('heads')} heads, "
+        f"feed-forward {t.get('hidden_dim')}), with a WordPiece vocabulary of "
+        f"{t.get('vocab_size')} tokens learned from the training prompts. It is not a "
+        "pretrained `distilbert-base-uncased`: no hub download was possible where it was "
+        "built. `pickspin train --base-model <path or hub id>` fine-tunes a pretrained "
+        "DistilBERT instead (same recipe, lr 2e-5).")
+
+
+def render_card(cfg: ModelConfig, history: Sequence[Mapping[str, float]], best_epoch: int,
+                rows: Mapping[str, int], size_mb: float, evaluation: Mapping[str, Any]) -> str:
+    t = cfg.train
+    lines = [
+        "# complexity-distilbert", "",
+        "Three-way prompt-complexity classifier for pickspin's semantic and hybrid routers: "
+        "**low / medium / high = the cheapest model tier (small / medium / large) that "
+        "answers the prompt correctly**. int8 ONNX (dynamic quantisation, onnxruntime); "
+        "served with onnxruntime + tokenizers only.", "",
+        _origin(cfg), "",
+        "## Files", "",
+        f"- `model.onnx`: int8 ONNX, {size_mb:.1f} MB, inputs `input_ids`, `attention_mask`, "
+        f"output `logits` over {list(cfg.labels)}",
+        f"- `tokenizer.json`: tokenizers WordPiece, lower-cased, truncation at "
+        f"{cfg.max_length} tokens (longer prompts are classified on their head)",
+        "- `config.json`: label order, token budget, pad id, training settings", "",
+        "## Data", "",
+        "Prompts and labels from `../shared/data/benchmarks` (its README; never copied here).",
+        "", "**Labels from real per-model outcomes** (`routing/`): the class is the cheapest "
+        "tier whose stand-in answered correctly; none correct → high. Tier map:", ""]
+    lines += [f"- `{s}`: small = `{m.small}`, medium = `{m.medium}`, large = `{m.large}` — "
+              f"{m.note}" for s, m in TIER_MAPS.items()]
+    lines += ["", "**Proxy labels** where no per-model outcome exists (hash-ordered subset "
+              "per benchmark, cap in brackets):", ""]
+    lines += [f"- {b} [{PROXY_CAPS.get(b)}]: {rule}" for b, rule in PROXY_RULES.items()]
+    lines += [
+        "", "RouteLLM's MMLU rows (GPT-4 vs Mixtral only, no small-tier outcome) and RouterDC "
+        "rows outside the GSM8K join are not used for labels.", "",
+        "## Split and training", "",
+        f"Deterministic split by SHA-256 of the prompt key (benchmark + id): buckets 0–"
+        f"{TEST_BUCKETS - 1} of 100 test (evaluation only), {TEST_BUCKETS}–"
+        f"{TEST_BUCKETS + DEV_BUCKETS - 1} dev (best epoch, quality table), the rest train. "
+        f"Rows: train {rows.get('train')}, dev {rows.get('dev')}, test {rows.get('test')}.", "",
+        f"Cross-entropy, AdamW (weight decay 0.01, linear decay, 6 % warm-up), batch "
+        f"{t.get('batch_size')}, lr {t.get('learning_rate')}, {t.get('epochs')} epochs, "
+        f"max length {t.get('max_length')}, seed {t.get('seed')}; best dev epoch: {best_epoch}. "
+        "Reproduce with `pickspin train` (same seed, 2 threads).", "",
+        "| epoch | train loss | dev accuracy |", "|---|---|---|"]
+    lines += [f"| {int(h['epoch'])} | {h['train_loss']:.4f} | {h['dev_accuracy']:.4f} |"
+              for h in history]
+    lines += ["", "## Metrics (held-out test split, int8 ONNX)", ""]
+    lines += _metrics(evaluation)
+    return "\n".join(lines) + "\n"
+
+
+def _metrics(ev: Mapping[str, Any]) -> list[str]:
+    if not ev:
+        return ["Not evaluated (trained with `--no-eval`)."]
+    out = ["| router | accuracy | " + " | ".join(f"recall {c}" for c in COMPLEXITY_CLASSES)
+           + " |", "|---|---|---|---|---|"]
+    for name, m in ev["classifier"].items():
+        out.append(f"| {name} | {m['accuracy']:.3f} | " + " | ".join(
+            f"{m['per_class_recall'][c]:.3f}" for c in COMPLEXITY_CLASSES) + " |")
+    sem = ev["classifier"]["semantic"]["per_benchmark"]
+    out += ["", "Semantic accuracy per benchmark: " +
+            ", ".join(f"{b} {v:.3f}" for b, v in sem.items()) + ".", "",
+            "Routing quality on held-out rows with real outcomes (policy: argmax R̂ − λ·cost, "
+            "swept over λ; costs relative, always-large = 1):", "",
+            "| set | router | APGR | random-mix APGR | cost to reach large's accuracy | "
+            "min margin over random mix |", "|---|---|---|---|---|---|"]
+    for source, by_router in ev["routing"].items():
+        for name, q in by_router.items():
+            reach = q["cost_to_match_large"]
+            out.append(f"| {source} | {name} | {q['apgr']:.3f} | {q['random_mix_apgr']:.3f} | "
+                       f"{'not reached' if reach is None else f'{100 * reach:.1f} %'} | "
+                       f"{q['min_margin_over_random_mix']:+.3f} |")
+    out += ["", "Full report: `pickspin replay --out reports/routing` (Markdown + PNG + JSON)."]
+    return out

@@ -1,0 +1,158 @@
+"""`pickspin train | replay | classify`: each parses its own argv and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+from pickspin.settings import DEFAULT_VALUES, RouterName, Settings
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=None,
+                        help="benchmark folder (default $PICKSPIN_BENCHMARKS or "
+                             "<repo>/../shared/data/benchmarks)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="values file (default $PICKSPIN_CONFIG or the chart's)")
+    parser.add_argument("--write-quality", nargs="?", const=DEFAULT_VALUES, type=Path,
+                        default=None, metavar="VALUES",
+                        help="write the estimated quality(L, k) into the values file's "
+                             "`quality:` lines (default file: the chart's values.yaml)")
+
+
+def _evaluate_and_write(settings: Settings, data: Path | None, model_dir: Path,
+                        write_quality: Path | None) -> dict[str, Any]:
+    from pickspin.semantic.data import load_examples
+    from pickspin.semantic.offline import evaluate, summary
+    from pickspin.semantic.quality import write_quality as write_table
+    from pickspin.semantic.runtime import SemanticRouter
+
+    examples = load_examples(data, _log)
+    ev = evaluate(settings, examples, SemanticRouter.load(model_dir), _log)
+    if write_quality:
+        done = write_table(write_quality, ev.quality_table)
+        _log(f"wrote quality(L, k) for {', '.join(done)} into {write_quality}")
+    return summary(ev)
+
+
+def train(argv: list[str]) -> int:
+    """Train, export and quantise the classifier; evaluate it and write its model card."""
+    from pickspin.semantic.train import DEFAULT_WORK_DIR, TrainConfig
+
+    p = argparse.ArgumentParser(prog="pickspin train", description=train.__doc__)
+    _common(p)
+    defaults = TrainConfig()
+    p.add_argument("--out", type=Path, default=defaults.out_dir, help="model folder")
+    p.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
+                   help="fp32 checkpoint + ONNX (not shipped)")
+    p.add_argument("--base-model", default=None,
+                   help="pretrained DistilBERT to fine-tune (local path or hub id)")
+    for name in ("epochs", "batch_size", "max_length", "vocab_size", "layers", "dim", "heads",
+                 "hidden_dim", "seed", "threads"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 2e-5 with --base-model, else 5e-4)")
+    p.add_argument("--limit-rows", type=int, default=None, help="smoke runs only")
+    p.add_argument("--limit-steps", type=int, default=None, help="smoke runs only")
+    p.add_argument("--no-eval", action="store_true", help="skip evaluation and the card")
+    a = p.parse_args(argv)
+    from pickspin.semantic.card import render_card
+    from pickspin.semantic.runtime import CONFIG_FILE, MODEL_FILE, ModelConfig
+    from pickspin.semantic.train import train as run
+
+    cfg = TrainConfig(
+        data_dir=a.data, out_dir=a.out, work_dir=a.work_dir, base_model=a.base_model,
+        epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr, max_length=a.max_length,
+        vocab_size=a.vocab_size, layers=a.layers, dim=a.dim, heads=a.heads,
+        hidden_dim=a.hidden_dim, seed=a.seed, threads=a.threads, limit_rows=a.limit_rows,
+        limit_steps=a.limit_steps)
+    result = run(cfg, _log)
+    figures: dict[str, Any] = {}
+    if not a.no_eval:
+        figures = _evaluate_and_write(Settings.load(a.config), a.data, a.out, a.write_quality)
+    size = (a.out / MODEL_FILE).stat().st_size / 1e6
+    card = render_card(ModelConfig.read(a.out / CONFIG_FILE), result.history,
+                       result.best_epoch, result.rows, size, figures)
+    (a.out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    _log(f"done in {result.seconds:.0f}s: {a.out} (model card written)")
+    print(json.dumps({"model_dir": str(a.out), "best_epoch": result.best_epoch,
+                      "history": result.history, "rows": result.rows}, indent=2))
+    return 0
+
+
+def replay(argv: list[str]) -> int:
+    """Offline routing evaluation: Markdown + PNG + JSON report over held-out rows."""
+    from pickspin.semantic.report import write_report
+    from pickspin.semantic.runtime import SemanticRouter, resolve_model_dir
+
+    p = argparse.ArgumentParser(prog="pickspin replay", description=replay.__doc__)
+    _common(p)
+    p.add_argument("--out", type=Path, default=Path("reports") / "routing")
+    p.add_argument("--model", type=Path, default=None,
+                   help="classifier folder (default routing.semanticModel)")
+    a = p.parse_args(argv)
+    from pickspin.semantic.data import load_examples
+    from pickspin.semantic.offline import evaluate
+    from pickspin.semantic.quality import write_quality
+
+    settings = Settings.load(a.config)
+    model_dir = a.model or resolve_model_dir(settings.routing.semantic_model)
+    examples = load_examples(a.data, _log)
+    ev = evaluate(settings, examples, SemanticRouter.load(model_dir), _log)
+    path = write_report(ev, a.out)
+    if a.write_quality:
+        done = write_quality(a.write_quality, ev.quality_table)
+        _log(f"wrote quality(L, k) for {', '.join(done)} into {a.write_quality}")
+    _log(f"report: {path}")
+    for source, by_router in ev.routing.items():
+        for name, q in by_router.items():
+            reach = "not reached" if q.cost_to_match_large is None \
+                else f"{100 * q.cost_to_match_large:.1f}%"
+            print(f"{source:12s} {name:9s} APGR {q.apgr:.3f} (random mix "
+                  f"{q.random_mix_apgr:.3f}); large's accuracy at {reach} of its cost; "
+                  f"min margin over random mix {q.min_margin_over_random:+.3f}")
+    return 0
+
+
+def _read_stdin(stream: TextIO) -> str:
+    raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
+    return raw.decode("utf-8", errors="replace")
+
+
+def classify(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """Classify prompts (arguments, or stdin as one prompt) and print one JSON line each."""
+    from pickspin.routers import build_registry
+
+    p = argparse.ArgumentParser(prog="pickspin classify", description=classify.__doc__)
+    p.add_argument("prompts", nargs="*")
+    p.add_argument("--router", choices=[r.value for r in RouterName], default=None,
+                   help="default: routing.mode of the settings")
+    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--lines", action="store_true", help="stdin holds one prompt per line")
+    a = p.parse_args(argv)
+    out = stdout or sys.stdout
+    settings = Settings.load(a.config)
+    registry = build_registry(settings)
+    name = a.router or settings.routing.mode.value
+    try:
+        router = registry.get(name)
+    except LookupError as exc:
+        print(json.dumps({"error": str(exc).strip("'\"")}), file=out)
+        return 2
+    prompts = list(a.prompts)
+    if not prompts:
+        text = _read_stdin(stdin or sys.stdin)
+        prompts = [ln for ln in text.splitlines() if ln.strip()] if a.lines else [text]
+    for prompt in prompts:
+        result = router.timed(prompt)
+        print(json.dumps({**asdict(result), "probabilities": dict(result.probabilities)}),
+              file=out)
+    return 0

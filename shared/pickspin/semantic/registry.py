@@ -1,0 +1,31 @@
+"""Put the semantic and hybrid routers into a `RouterRegistry`, or record why they cannot load.
+
+`pickspin.routers.build_registry` calls `add_semantic_routers`; a missing or corrupt model
+leaves both recorded as unavailable with the reason, and keyword routing keeps serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pickspin.routers import Router, RouterRegistry
+from pickspin.semantic.hybrid import HybridRouter
+from pickspin.semantic.runtime import ModelLoadError, SemanticRouter, resolve_model_dir
+from pickspin.settings import RouterName, Settings
+
+Loader = Callable[[Path], Router]
+
+
+def add_semantic_routers(registry: RouterRegistry, settings: Settings, keyword: Router,
+                         loader: Loader = SemanticRouter.load) -> None:
+    folder = resolve_model_dir(settings.routing.semantic_model)
+    try:
+        semantic = loader(folder)
+    except (ModelLoadError, OSError, ImportError) as exc:
+        reason = f"complexity model not loaded: {exc}"
+        registry.add_failed(RouterName.SEMANTIC.value, reason)
+        registry.add_failed(RouterName.HYBRID.value, f"needs the semantic router: {reason}")
+        return
+    registry.add(semantic)
+    registry.add(HybridRouter(keyword, semantic, settings.routing.hybrid_threshold))

@@ -1,0 +1,130 @@
+"""Write the offline evaluation as Markdown + PNG (+ JSON): confusion matrices, accuracy per
+class and benchmark, and accuracy against relative cost per labelled set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pickspin.semantic.evaluate import random_mix
+from pickspin.semantic.labels import TIER_MAPS
+from pickspin.semantic.offline import ROUTERS, Evaluation, summary
+from pickspin.settings import COMPLEXITY_CLASSES
+
+CONFUSION_PNG = "classifier-confusion.png"
+ROUTING_PNG = "routing-quality.png"
+
+
+def plot_confusion(ev: Evaluation, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(ROUTERS), figsize=(4.2 * len(ROUTERS), 4))
+    for ax, name in zip(axes, ROUTERS, strict=True):
+        m = ev.classifier[name].confusion
+        ax.imshow(m, cmap="Blues")
+        for i, row in enumerate(m):
+            for j, v in enumerate(row):
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=9)
+        ax.set_xticks(range(3), COMPLEXITY_CLASSES)
+        ax.set_yticks(range(3), COMPLEXITY_CLASSES)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("label")
+        ax.set_title(f"{name}: accuracy {ev.classifier[name].accuracy:.3f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_routing(ev: Evaluation, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sources = list(ev.routing)
+    fig, axes = plt.subplots(1, len(sources), figsize=(5.2 * len(sources), 4.4), squeeze=False)
+    for ax, source in zip(axes[0], sources, strict=True):
+        by_router = ev.routing[source]
+        any_q = next(iter(by_router.values()))
+        tiers = [any_q.small, any_q.medium, any_q.large]
+        xs = np.linspace(any_q.small.cost, any_q.large.cost, 50)
+        ax.plot(xs, [random_mix(tiers, x) for x in xs], "k--", label="random mix")
+        for name, q in by_router.items():
+            ax.plot([p.cost for p in q.curve], [p.accuracy for p in q.curve], "-",
+                    label=f"{name} (APGR {q.apgr:.2f})")
+        for p, marker in zip(tiers, ("o", "s", "^"), strict=True):
+            ax.plot([p.cost], [p.accuracy], "k" + marker, label=p.label)
+        ax.plot([any_q.oracle.cost], [any_q.oracle.accuracy], "r*", ms=10, label="oracle")
+        ax.set_title(f"{source} (held-out, n={ev.rows.get('test:' + source, 0)})")
+        ax.set_xlabel("relative cost (always-large = 1)")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _pct(x: float | None) -> str:
+    return "not reached" if x is None else f"{100 * x:.1f} %"
+
+
+def markdown(ev: Evaluation, data: dict[str, Any]) -> str:
+    lines = ["# Complexity routing: offline evaluation", "",
+             f"Held-out rows: {ev.rows['test']} test (classifier), dev {ev.rows['dev']} rows "
+             "used only for the quality table. Split by hashing the prompt id.", "",
+             "## Classifier accuracy (test split, labels from real outcomes or proxies)", "",
+             "| router | accuracy | low | medium | high |", "|---|---|---|---|---|"]
+    for name in ROUTERS:
+        m = ev.classifier[name]
+        lines.append(f"| {name} | {m.accuracy:.3f} | " +
+                     " | ".join(f"{m.per_class[c]:.3f}" for c in COMPLEXITY_CLASSES) + " |")
+    lines += ["", "Per-class figures are recall. Per benchmark:", "",
+              "| benchmark | " + " | ".join(ROUTERS) + " |", "|---|" + "---|" * len(ROUTERS)]
+    benches = sorted(ev.classifier["semantic"].per_benchmark)
+    for b in benches:
+        lines.append(f"| {b} | " + " | ".join(
+            f"{ev.classifier[r].per_benchmark.get(b, 0):.3f}" for r in ROUTERS) + " |")
+    lines += ["", f"Hybrid left {100 * ev.hybrid_share_keyword:.1f} % of test prompts to the "
+              "keyword verdict.", "", f"![confusion matrices]({CONFUSION_PNG})", "",
+              "## Routing quality (held-out rows with real per-model outcomes)", "",
+              "Tier costs (relative, from the values file's cheapest service per tier): " +
+              ", ".join(f"{t} {c:.2f}" for t, c in ev.tier_costs.items()) +
+              "; RouterBench rows use their real per-prompt dollar cost.", "",
+              "| set | router | APGR | random-mix APGR | cost to reach always-large accuracy "
+              "| best accuracy | min margin over random mix | small / medium / large / oracle |",
+              "|---|---|---|---|---|---|---|---|"]
+    for source, by_router in ev.routing.items():
+        for name, q in by_router.items():
+            lines.append(
+                f"| {source} | {name} | {q.apgr:.3f} | {q.random_mix_apgr:.3f} | "
+                f"{_pct(q.cost_to_match_large)} | {q.best_accuracy:.3f} | "
+                f"{q.min_margin_over_random:+.3f} | {q.small.accuracy:.3f} / "
+                f"{q.medium.accuracy:.3f} / {q.large.accuracy:.3f} / {q.oracle.accuracy:.3f} |")
+    lines += ["", f"![accuracy against cost]({ROUTING_PNG})", "", "Tier maps:", ""]
+    lines += [f"- **{s}**: small = {t.small}, medium = {t.medium}, large = {t.large}. {t.note}"
+              for s, t in TIER_MAPS.items()]
+    lines += ["", "## quality(L, k) estimated on dev rows", "",
+              "| model | low | medium | high |", "|---|---|---|---|"]
+    for model, q in ev.quality_table.items():
+        lines.append(f"| {model} | " + " | ".join(f"{q[c]:.2f}" for c in COMPLEXITY_CLASSES)
+                     + " |")
+    lines += ["", "Machine-readable figures: `routing-report.json`.", ""]
+    return "\n".join(lines)
+
+
+def write_report(ev: Evaluation, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = summary(ev)
+    plot_confusion(ev, out_dir / CONFUSION_PNG)
+    plot_routing(ev, out_dir / ROUTING_PNG)
+    (out_dir / "routing-report.json").write_text(json.dumps(data, indent=2) + "\n",
+                                                 encoding="utf-8")
+    md = out_dir / "routing-report.md"
+    md.write_text(markdown(ev, data), encoding="utf-8")
+    return md
