@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from pickspin.emulator.launch import emulator_command
 from pickspin.errors import ConfigError
 from pickspin.local.processes import Proc, free_port, pid_alive, python, spawn, stop, wait_http
 from pickspin.settings import Settings
@@ -77,8 +78,7 @@ def up(
     try:
         for svc in runtime.services:
             port = ports[svc.name]
-            argv = [python(), "-m", "pickspin.emulator", "--service", svc.name,
-                    "--port", str(port), "--config", str(config)]
+            argv = emulator_command(svc.name, port, config)
             health = runtime.backend(svc.backend).health_path
             procs.append(spawn(svc.name, "backend", argv, env={}, cwd=None, log_dir=logs,
                                port=port, health=health))

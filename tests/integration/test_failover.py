@@ -1,0 +1,80 @@
+"""A backend that refuses connections and one that answers 500 are skipped for the
+next-best candidate; the client gets a normal answer and `x-pickspin-fallback` says why."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from openai import OpenAI
+
+from pickspin.emulator.launch import emulator_command
+from pickspin.local.processes import Proc, free_port, spawn, stop
+from pickspin.local.stack import start_functions, wait_ready
+from pickspin.settings import Priors, Settings, StrategyName
+from tests.conftest import VALUES
+
+pytestmark = pytest.mark.integration
+
+REFUSING, FAILING, HEALTHY = "gemma-3-27b-vllm", "gemma-3-27b-tgi", "gemma-3-27b-trtllm"
+
+
+def failover_settings(ports: dict[str, int]) -> Settings:
+    """Gemma only, ranked by latency so that the broken services are tried first."""
+    base = Settings.load(VALUES)
+    order = {REFUSING: 0.5, FAILING: 1.0, HEALTHY: 2.0}
+    services = tuple(
+        s.model_copy(update={"endpoint": f"http://127.0.0.1:{ports[s.name]}",
+                             "priors": Priors(latency_seconds=order[s.name], ttft_seconds=0.05)})
+        for s in base.services if s.name in order)
+    routing = base.routing.model_copy(update={"strategy": StrategyName.LATENCY})
+    return base.model_copy(update={"services": services, "models": (base.model("gemma-3-27b"),),
+                                   "routing": routing})
+
+
+@pytest.fixture(scope="module")
+def broken_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    state = tmp_path_factory.mktemp("failover")
+    ports = {name: free_port() for name in (REFUSING, FAILING, HEALTHY)}  # REFUSING: no process
+    config = Path(state) / "pickspin.yaml"
+    config.write_text(yaml.safe_dump({"global": {"pickspin": failover_settings(ports).dump()}}))
+    logs = Path(state) / "logs"
+    procs: list[Proc] = [
+        spawn(FAILING, "backend", emulator_command(FAILING, ports[FAILING], config, error_rate=1.0),
+              env={}, cwd=None, log_dir=logs, port=ports[FAILING], health="/health"),
+        spawn(HEALTHY, "backend", emulator_command(HEALTHY, ports[HEALTHY], config),
+              env={}, cwd=None, log_dir=logs, port=ports[HEALTHY], health="/health"),
+    ]
+    try:
+        # No telemetry ticks during the test: the selector must not learn of the failures
+        # from probes; the gateway has to fail over by itself.
+        procs += start_functions(config, logs, tick_seconds=3600)
+        wait_ready(procs, timeout=60)
+        gateway = next(p for p in procs if p.name == "gateway")
+        yield f"{gateway.url}/v1"
+    finally:
+        for p in procs:
+            stop(p)
+
+
+def test_refused_and_500_backends_are_skipped(broken_stack):
+    client = OpenAI(base_url=broken_stack, api_key="unused", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="pickspin/auto", max_tokens=4, messages=[{"role": "user", "content": "Define pi"}])
+    completion = raw.parse()
+    assert completion.choices[0].message.content
+    assert raw.headers["x-pickspin-backend"] == "trtllm"
+    assert raw.headers["x-pickspin-fallback"] == f"{REFUSING}=refused,{FAILING}=http-500"
+
+
+def test_streamed_requests_fail_over_before_the_first_token(broken_stack):
+    client = OpenAI(base_url=broken_stack, api_key="unused", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="pickspin/auto", max_tokens=4, stream=True,
+        messages=[{"role": "user", "content": "Define pi"}])
+    assert raw.headers["x-pickspin-fallback"] == f"{REFUSING}=refused,{FAILING}=http-500"
+    pieces = [c.choices[0].delta.content for c in raw.parse()
+              if c.choices and c.choices[0].delta.content]
+    assert len(pieces) == 4

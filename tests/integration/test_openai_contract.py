@@ -1,0 +1,127 @@
+"""The gateway through the official `openai` client, against `pickspin up`'s real processes."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from pickspin.events import EventType, decode, encode, make_event
+from tests.integration.conftest import url_of
+
+pytestmark = pytest.mark.integration
+
+HEADERS = ("x-pickspin-model", "x-pickspin-backend", "x-pickspin-complexity",
+           "x-pickspin-score", "x-pickspin-router", "x-pickspin-cold-start",
+           "x-pickspin-fallback", "x-pickspin-decision-ms")
+
+
+def ask(client, prompt: str, model: str = "pickspin/auto", **extra):
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": prompt}], max_tokens=6, **extra)
+    return raw.headers, raw.parse()
+
+
+def test_non_streamed_chat_completion(client, settings):
+    headers, completion = ask(client, "Define the word entropy")
+    for name in HEADERS:
+        assert name in headers, name
+    assert completion.choices[0].message.content
+    assert completion.usage.completion_tokens == 6
+    assert completion.model == headers["x-pickspin-model"]
+    assert headers["x-pickspin-model"] in {m.name for m in settings.models}
+    assert headers["x-pickspin-complexity"] == "low"
+    assert headers["x-pickspin-router"] == "keyword"
+    assert headers["x-pickspin-fallback"] == "none"
+    assert float(headers["x-pickspin-decision-ms"]) > 0
+
+
+def test_streamed_chat_completion_arrives_token_by_token(client):
+    raw = client.chat.completions.with_raw_response.create(
+        model="pickspin/auto", stream=True, max_tokens=8,
+        messages=[{"role": "user", "content": "Write a haiku about rain"}])
+    assert raw.headers["content-type"].startswith("text/event-stream")
+    chunks = list(raw.parse())
+    pieces = [c.choices[0].delta.content for c in chunks
+              if c.choices and c.choices[0].delta.content]
+    assert len(pieces) == 8
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_completions_streamed_and_not(client):
+    done = client.completions.create(model="pickspin/auto", prompt="List three colours",
+                                     max_tokens=5)
+    assert done.choices[0].text
+    streamed = list(client.completions.create(model="pickspin/auto", prompt="List three colours",
+                                              max_tokens=5, stream=True))
+    assert sum(1 for c in streamed if c.choices and c.choices[0].text) == 5
+
+
+def test_models_lists_auto_profiles_and_every_model(client, settings):
+    ids = {m.id for m in client.models.list()}
+    assert "pickspin/auto" in ids
+    assert {f"pickspin/{p}" for p in settings.profiles} <= ids
+    assert {m.name for m in settings.models} <= ids
+
+
+def test_balanced_routes_define_and_prove_to_different_tiers(client, settings):
+    easy, _ = ask(client, "Define the word photosynthesis", model="pickspin/balanced")
+    hard, _ = ask(client, "Prove that there are infinitely many prime numbers",
+                  model="pickspin/balanced")
+    assert easy["x-pickspin-complexity"] == "low"
+    assert hard["x-pickspin-complexity"] == "high"
+    tier = {m.name: m.tier for m in settings.models}
+    assert tier[easy["x-pickspin-model"]] != tier[hard["x-pickspin-model"]]
+
+
+def test_quality_and_cost_profiles_choose_differently(client):
+    prompt = "Define the word entropy"
+    quality, _ = ask(client, prompt, model="pickspin/quality")
+    cost, _ = ask(client, prompt, model="pickspin/cost")
+    chosen = {h["x-pickspin-model"] + "/" + h["x-pickspin-backend"] for h in (quality, cost)}
+    assert len(chosen) == 2
+
+
+def test_profile_header_overrides_the_model_field(client):
+    headers, _ = ask(client, "Define entropy", extra_headers={"x-pickspin-profile": "quality"})
+    via_model, _ = ask(client, "Define entropy", model="pickspin/quality")
+    assert headers["x-pickspin-model"] == via_model["x-pickspin-model"]
+
+
+def test_a_concrete_model_skips_classification_but_still_picks_a_backend(client, settings):
+    headers, _ = ask(client, "Prove Fermat's little theorem", model="llama-3-70b")
+    assert headers["x-pickspin-model"] == "llama-3-70b"
+    assert headers["x-pickspin-complexity"] == "unclassified"
+    backends = {s.backend for s in settings.services if s.model == "llama-3-70b"}
+    assert headers["x-pickspin-backend"] in backends
+
+
+def test_completed_inferences_reach_telemetry_and_the_selector(stack, client):
+    headers, _ = ask(client, "Define osmosis")
+    service = f"{headers['x-pickspin-model']}-{headers['x-pickspin-backend']}"
+    tick = make_event(EventType.PING, {"tick": True}, "/tests")
+    deadline = time.monotonic() + 10
+    while True:
+        message = encode(tick)
+        reply = httpx.post(url_of(stack, "telemetry"), content=message.body,
+                           headers=message.headers, timeout=10)
+        snapshot = decode(dict(reply.headers), reply.content).get_data()
+        stats = snapshot["services"][service]
+        if stats["requests"] > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert stats["requests"] > 0
+    assert stats["latency_seconds"] > 0
+    assert stats["healthy"] is True
+
+
+def test_gateway_metrics_use_the_contract_names(stack, client, gateway_url):
+    ask(client, "Define osmosis")
+    text = httpx.get(gateway_url + "/metrics", timeout=10).text
+    for name in ("pickspin_requests_total{", "pickspin_request_duration_seconds_bucket{",
+                 "pickspin_ttft_seconds_bucket{", "pickspin_inflight_requests{",
+                 "pickspin_pending_requests{", "pickspin_route_decisions_total{",
+                 "pickspin_classification_seconds_bucket{"):
+        assert name in text, name
+    assert 'pickspin_pending_requests{service="deepseek-r1-tgi"} 0.0' in text
