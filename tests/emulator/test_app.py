@@ -136,3 +136,26 @@ async def test_a_client_leaving_the_queue_frees_its_place() -> None:
         assert len(sent) == 1  # nothing was sent to the client that left
         assert (await holder).status_code == 200
     assert (app.running, app.waiting) == (0, 0)
+
+
+async def test_a_client_leaving_mid_generation_frees_its_slot_at_once() -> None:
+    app = make_app(EmulationProfile(5, 10, 100.0, 1))  # 500 tokens would take 5 s
+    body = json.dumps({**CHAT, "max_tokens": 500}).encode()
+    calls = 0
+
+    async def receive_then_leave() -> dict[str, object]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(0.1)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        pass
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions"}
+    await asyncio.wait_for(app(scope, receive_then_leave, send), timeout=1.0)
+    assert (app.running, app.waiting) == (0, 0)
+    stats = EngineStats.from_scrape("vllm", app.metrics.render().decode())
+    assert stats.success_count == 0.0

@@ -123,7 +123,7 @@ class EmulatorApp:
                 raise NotFound(f"{path} is not served by this emulated {self.kind.value} backend")
         except PickspinError as exc:
             await _send_json(send, exc.status, exc.envelope())
-        except _HeadersSent:
+        except _ClientGone:
             pass
         except Exception:  # a bug, not bad input: still answer with the envelope
             log.exception("emulator failed on %s %s", method, path)
@@ -199,10 +199,16 @@ class EmulatorApp:
             return False
         return got
 
-    async def _until(self, moment: float) -> None:
+    async def _until(self, moment: float, gone: asyncio.Event | None = None) -> None:
+        """Sleep until `moment` on the app's clock; wake early if `gone` is set."""
         delay = moment - self.clock()
-        if delay > 0:
+        if delay <= 0:
+            return
+        if gone is None:
             await self.sleep(delay)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gone.wait(), delay)
 
     async def _generate(self, req: CompletionRequest, arrival: float, send: Send,
                         gone: asyncio.Event) -> None:
@@ -213,9 +219,9 @@ class EmulatorApp:
         prefix = "chatcmpl" if req.endpoint is Endpoint.CHAT else "cmpl"
         rid, created = f"{prefix}-{uuid.uuid4().hex}", int(time.time())
         if not req.stream:
-            await self._until(first_at)
+            await self._until(first_at, gone)
             ttft = self.clock() - arrival
-            await self._until(first_at + (len(tokens) - 1) * step)
+            await self._until(first_at + (len(tokens) - 1) * step, gone)
             if gone.is_set():
                 return
             await _send_json(send, 200, full_response(req, rid, created, self.fingerprint,
@@ -226,7 +232,7 @@ class EmulatorApp:
                                     (b"cache-control", b"no-cache")]})
             ttft = 0.0
             for i, token in enumerate(tokens):
-                await self._until(first_at + i * step)
+                await self._until(first_at + i * step, gone if i == 0 else None)
                 if gone.is_set():
                     return
                 if i == 0:
@@ -247,8 +253,8 @@ class EmulatorApp:
 
 
 # ---- ASGI helpers ---------------------------------------------------------------------
-class _HeadersSent(Exception):
-    """An error after the response started: nothing more can be sent."""
+class _ClientGone(Exception):
+    """The client left before its request could be answered."""
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
@@ -267,7 +273,7 @@ async def _read_body(receive: Receive) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise _HeadersSent("client left before sending its body")
+            raise _ClientGone("client left before sending its body")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:

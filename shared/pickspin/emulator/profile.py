@@ -101,14 +101,13 @@ class EmulationProfile:
         max_concurrency: int | None = None,
     ) -> EmulationProfile:
         """A copy with the given fields replaced (None keeps the current value)."""
-        changes: dict[str, float | int] = {}
-        if error_rate is not None:
-            changes["error_rate"] = error_rate
-        if cold_start_seconds is not None:
-            changes["cold_start_seconds"] = cold_start_seconds
-        if max_concurrency is not None:
-            changes["max_concurrency"] = max_concurrency
-        return replace(self, **changes)
+        return replace(
+            self,
+            error_rate=self.error_rate if error_rate is None else error_rate,
+            cold_start_seconds=(self.cold_start_seconds if cold_start_seconds is None
+                                else cold_start_seconds),
+            max_concurrency=self.max_concurrency if max_concurrency is None else max_concurrency,
+        )
 
     @property
     def ttft(self) -> LogNormal:
