@@ -1,0 +1,131 @@
+"""What the keda chart renders agrees with the settings and with pickspin.policy: one
+ScaledObject per service whose numbers are `scaling_for`, and backend Deployments whose
+servers listen where the service matrix says, with the GPUs and probes it implies."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from conftest import VALUES, Render, of_kind
+
+from pickspin.policy import scaling_for
+from pickspin.settings import Settings
+
+SETTINGS = Settings.load(VALUES)
+PROFILES = sorted(SETTINGS.profiles)
+
+
+def by_name(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_scaled_objects_carry_the_policy_numbers(render: Render, values: dict,
+                                                 profile: str) -> None:
+    values["global"]["pickspin"]["defaultProfile"] = profile
+    keda = values["keda"]
+    scaled = by_name(of_kind(render(values), "ScaledObject"))
+    assert sorted(scaled) == sorted(s.name for s in SETTINGS.services)
+    for name, obj in scaled.items():
+        spec = obj["spec"]
+        params = scaling_for(SETTINGS, name, profile,
+                             activation_threshold=float(keda.get("scaling", {}).get(
+                                 "activationThreshold", 0)),
+                             polling_interval=keda["scaling"]["pollingInterval"])
+        assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                          "name": name}
+        assert spec["minReplicaCount"] == params.min_replicas
+        assert spec["maxReplicaCount"] == params.max_replicas
+        assert spec["cooldownPeriod"] == params.cooldown_seconds
+        assert spec["pollingInterval"] == params.polling_interval
+        behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        assert behavior["scaleDown"]["stabilizationWindowSeconds"] == \
+            params.stabilization_seconds
+        assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
+        triggers = {t["name"]: t for t in spec["triggers"]}
+        demand, pending = triggers["demand"], triggers["pending"]
+        assert demand["type"] == pending["type"] == "prometheus"
+        assert float(demand["metadata"]["threshold"]) == params.threshold
+        assert float(pending["metadata"]["threshold"]) == params.pending_threshold
+        assert float(demand["metadata"]["activationThreshold"]) == params.activation_threshold
+        assert float(pending["metadata"]["activationThreshold"]) == \
+            params.pending_activation_threshold
+        assert demand["metadata"]["query"] == (
+            f'sum(pickspin:service_demand:rate1m{{model="{params.model}",'
+            f'backend="{params.backend}"}})')
+        assert pending["metadata"]["query"] == f'sum(pickspin_pending_requests{{service="{name}"}})'
+        for trig in (demand, pending):
+            assert trig["metadata"]["serverAddress"] == \
+                values["global"]["prometheus"]["serverAddress"]
+
+
+def test_the_profile_sets_warm_pools_and_cooldowns(render: Render, values: dict) -> None:
+    """Switching the profile changes minReplicaCount and cooldownPeriod as its scaling says."""
+    seen = {}
+    for profile in PROFILES:
+        values["global"]["pickspin"]["defaultProfile"] = profile
+        scaled = by_name(of_kind(render(values), "ScaledObject"))
+        scaling = SETTINGS.profile(profile).scaling
+        for svc in SETTINGS.services:
+            pool = scaling.warm_pool.get(SETTINGS.model(svc.model).tier, 0)
+            assert scaled[svc.name]["spec"]["minReplicaCount"] == min(pool, svc.max_replicas)
+            assert scaled[svc.name]["spec"]["cooldownPeriod"] == scaling.cooldown_seconds
+        seen[profile] = tuple(o["spec"]["minReplicaCount"] for o in scaled.values())
+    assert len(set(seen.values())) > 1, "profiles should differ in their warm pools"
+
+
+def test_backend_servers_match_the_service_matrix(render: Render) -> None:
+    objects = render()
+    deployments = by_name(of_kind(objects, "Deployment"))
+    services = by_name(of_kind(objects, "Service", "v1"))
+    claims = by_name(of_kind(objects, "PersistentVolumeClaim"))
+    for svc in SETTINGS.services:
+        backend, model = SETTINGS.backend(svc.backend), SETTINGS.model(svc.model)
+        pod = deployments[svc.name]["spec"]["template"]["spec"]
+        (server,) = pod["containers"]
+        args = [str(a) for a in server.get("command", []) + server["args"]]
+        # where the service matrix says the endpoint is
+        url = urlparse(svc.endpoint)
+        assert url.hostname == svc.name and services[svc.name]["spec"]["ports"][0]["port"] \
+            == url.port == backend.port
+        assert server["ports"][0]["containerPort"] == backend.port
+        assert server["image"] == backend.image
+        # the engine's own flags for port, tensor parallelism and batch size
+        flags = {
+            "vllm": ("--port", "--tensor-parallel-size", "--max-num-seqs"),
+            "tgi": ("--port", "--num-shard", "--max-concurrent-requests"),
+            "trtllm": ("--port", "--tp_size", "--max_batch_size"),
+        }[backend.kind.value]
+        for flag, want in zip(flags, (backend.port, svc.gpus, svc.concurrency), strict=True):
+            assert args[args.index(flag) + 1] == str(want), (svc.name, flag)
+        entry = {"vllm": ["vllm", "serve"], "trtllm": ["trtllm-serve"], "tgi": []}
+        assert server.get("command", []) == entry[backend.kind.value]
+        # GPUs, health probes on the engine's health path
+        assert server["resources"]["limits"]["nvidia.com/gpu"] == svc.gpus
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert server[probe]["httpGet"]["path"] == backend.health_path
+        startup = server["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= svc.cold_start_seconds
+        # weights: a PVC filled by the init step from the hub, token from a Secret
+        (init,) = pod["initContainers"]
+        env = {e["name"]: e for e in init["env"]}
+        assert env["MODEL_ID"]["value"] == model.hf_id
+        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "token"
+        assert env["MODEL_DIR"]["value"] in args
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        claim = volumes["weights"]["persistentVolumeClaim"]["claimName"]
+        assert claim in claims
+        annotations = deployments[svc.name]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/path"] == backend.metrics_path
+        assert "replicas" not in deployments[svc.name]["spec"], "replicas belong to KEDA"
+
+
+def test_threshold_is_target_concurrency_per_replica(render: Render) -> None:
+    scaled = by_name(of_kind(render(), "ScaledObject"))
+    utilization = SETTINGS.profile().scaling.target_utilization
+    for svc in SETTINGS.services:
+        threshold = float(scaled[svc.name]["spec"]["triggers"][0]["metadata"]["threshold"])
+        assert math.isclose(threshold, svc.concurrency * utilization, abs_tol=1e-3)

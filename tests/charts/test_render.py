@@ -1,0 +1,145 @@
+"""The umbrella chart renders through the Helm library, lints clean, and every object it
+renders validates: KEDA and Knative objects strictly against the upstream CRD schemas, core
+objects against the Kubernetes schemas (kubernetes-validate, strict)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import REPO, VALUES, Render, of_kind, require_shared, strip
+from strict_openapi import CrdSchemas
+
+from pickspin.settings import Settings
+
+PROFILES = sorted(Settings.load(VALUES).profiles)
+CORE_KINDS = {("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "PersistentVolumeClaim"),
+              ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount"),
+              ("rbac.authorization.k8s.io/v1", "Role"),
+              ("rbac.authorization.k8s.io/v1", "RoleBinding")}
+# No PingSource or PrometheusRule schema ships in ../shared; these are the fields their
+# upstream references document (knative docs "PingSource reference", sources.knative.dev/v1;
+# prometheus-operator PrometheusRule spec.groups[].rules[]).
+PING_SPEC_FIELDS = {"schedule", "timezone", "contentType", "data", "dataBase64", "sink",
+                    "ceOverrides"}
+RULE_GROUP_FIELDS = {"name", "interval", "rules", "limit", "partial_response_strategy"}
+RULE_FIELDS = {"record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
+
+
+@pytest.fixture(scope="module")
+def crds() -> CrdSchemas:
+    return CrdSchemas.load(require_shared("schemas", "openapi"))
+
+
+@pytest.fixture(scope="module")
+def kube_validate() -> Any:
+    return pytest.importorskip("kubernetes_validate",
+                               reason="kubernetes-validate is not installed")
+
+
+def with_profile(values: dict[str, Any], profile: str) -> dict[str, Any]:
+    values["global"]["pickspin"]["defaultProfile"] = profile
+    return values
+
+
+def validation_errors(obj: dict[str, Any], crds: CrdSchemas, kube: Any) -> list[str]:
+    """What is wrong with one rendered object; every kind must be covered by a check."""
+    body = strip(obj)
+    if crds.covers(body):
+        return crds.errors(body)
+    if (body["apiVersion"], body["kind"]) in CORE_KINDS:
+        try:
+            kube.validate(body, kube.latest_version(), strict=True)
+        except kube.ValidationError as exc:
+            return [str(exc)]
+        return []
+    if body["kind"] == "PingSource":
+        assert body["apiVersion"] == "sources.knative.dev/v1"
+        return [f"spec.{k}: unknown field" for k in set(body["spec"]) - PING_SPEC_FIELDS]
+    if body["kind"] == "PrometheusRule":
+        problems = []
+        for group in body["spec"]["groups"]:
+            problems += [f"group field {k}" for k in set(group) - RULE_GROUP_FIELDS]
+            for rule in group["rules"]:
+                problems += [f"rule field {k}" for k in set(rule) - RULE_FIELDS]
+        return problems
+    return [f"no schema check for {body['apiVersion']} {body['kind']}"]
+
+
+def test_lint_reports_no_errors(helm: Any, chart_tree: Path, default_values: dict) -> None:
+    report = helm.lint(chart_tree, with_subcharts=True, namespace="pickspin")
+    errors = [m for m in report["messages"] if m["severity"] >= 3]
+    assert report["errors"] == [] and errors == [], report
+
+
+@pytest.mark.parametrize("chart", ["knative", "keda"])
+def test_each_subchart_lints_alone(helm: Any, chart_tree: Path, chart: str,
+                                   default_values: dict) -> None:
+    report = helm.lint(chart_tree.parents[1] / chart, {"global": default_values["global"]},
+                       namespace="pickspin")
+    assert report["errors"] == [], report
+    assert [m for m in report["messages"] if m["severity"] >= 3] == []
+
+
+@pytest.mark.parametrize("profile", [None, *PROFILES])
+def test_every_rendered_object_validates(render: Render, values: dict, crds: CrdSchemas,
+                                         kube_validate: Any, profile: str | None) -> None:
+    objects = render(with_profile(values, profile) if profile else None)
+    assert objects
+    kinds = {o["kind"] for o in objects}
+    assert {"ScaledObject", "Deployment", "PersistentVolumeClaim", "Broker", "Trigger",
+            "PingSource", "SinkBinding", "ConfigMap"} <= kinds
+    problems = {f"{o['kind']}/{o['metadata']['name']}": validation_errors(o, crds, kube_validate)
+                for o in objects}
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+def test_optional_objects_validate(render: Render, values: dict, crds: CrdSchemas,
+                                   kube_validate: Any) -> None:
+    """The token Secret, the PrometheusRule and an external dead-letter URI."""
+    values["keda"]["huggingface"]["token"] = "hf_example"
+    values["keda"]["recordingRules"]["kind"] = "PrometheusRule"
+    values["knative"]["broker"]["deadLetterSink"]["uri"] = "http://sink.example.svc/"
+    values["keda"]["scaling"]["fallbackReplicas"] = 1
+    objects = render(values)
+    assert of_kind(objects, "Secret") and of_kind(objects, "PrometheusRule")
+    assert not [o for o in of_kind(objects, "Service", "serving")
+                if o["metadata"]["name"].endswith("dead-letters")]
+    problems = {f"{o['kind']}/{o['metadata']['name']}": validation_errors(o, crds, kube_validate)
+                for o in objects}
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+def test_recording_rules_ship_the_one_rules_file(render: Render, values: dict) -> None:
+    rules = yaml.safe_load((REPO / "keda" / "files" / "recording-rules.yaml").read_text())
+    (configmap,) = [o for o in of_kind(render(), "ConfigMap")
+                    if o["metadata"]["name"].endswith("recording-rules")]
+    assert not of_kind(render(), "PrometheusRule")  # no monitoring.coreos.com/v1 offline
+    (text,) = configmap["data"].values()
+    assert yaml.safe_load(text) == rules
+    values["keda"]["recordingRules"]["kind"] = "PrometheusRule"
+    objects = render(values)
+    (rule,) = of_kind(objects, "PrometheusRule")
+    assert rule["spec"] == rules
+    assert not [o for o in of_kind(objects, "ConfigMap")
+                if o["metadata"]["name"].endswith("recording-rules")]
+
+
+def test_conditions_switch_the_subcharts(render: Render, values: dict) -> None:
+    values["knative"]["enabled"] = False
+    kinds = {o["kind"] for o in render(values)}
+    assert "Broker" not in kinds and "ScaledObject" in kinds
+    values["knative"]["enabled"] = True
+    values["keda"]["enabled"] = False
+    kinds = {o["kind"] for o in render(values)}
+    assert "ScaledObject" not in kinds and "Deployment" not in kinds and "Broker" in kinds
+
+
+def test_notes_name_the_next_commands(helm: Any, chart_tree: Path) -> None:
+    with helm.Chart.load(chart_tree) as chart:
+        notes = chart.render(None, name="pickspin", namespace="pickspin")[
+            "pickspin/templates/NOTES.txt"]
+    assert "kn func deploy --builder=host" in notes
+    assert "get scaledobjects" in notes and "/v1/chat/completions" in notes
