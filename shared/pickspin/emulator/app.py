@@ -188,15 +188,14 @@ class EmulatorApp:
             if not acquire.done():
                 acquire.cancel()
                 await asyncio.gather(acquire, return_exceptions=True)
-            got = acquire.done() and not acquire.cancelled() and acquire.exception() is None
-            if got:
-                self.running += 1
             self._set_load()
+        got = acquire.done() and not acquire.cancelled() and acquire.exception() is None
         if got and gone.is_set():
-            self.running -= 1
             self._slots.release()
-            self._set_load()
             return False
+        if got:
+            self.running += 1
+            self._set_load()
         return got
 
     async def _until(self, moment: float, gone: asyncio.Event | None = None) -> None:
