@@ -69,14 +69,15 @@ def start_emulator(
     """Start `python -m pickspin.emulator` and return once it accepts TCP connections.
 
     The process may still be in its (emulated) cold start: `wait_ready` polls `/health`.
-    Its output goes to `log_path` (a temporary file by default). Raises RuntimeError with
-    the log's tail, after stopping it, if it exits or does not listen within `timeout`
-    seconds. The port is also set as `proc.emulator_port`.
+    Its output goes to `log_path` (by default a temporary file that `stop_emulator` removes).
+    Raises RuntimeError with the log's tail, after stopping it, if it exits or does not
+    listen within `timeout` seconds. The port is also set as `proc.emulator_port`.
     """
     port = free_port(host) if port is None else port
     cmd = emulator_command(service, port, config_path, host=host, error_rate=error_rate,
                            cold_start_seconds=cold_start_seconds,
                            max_concurrency=max_concurrency, seed=seed)
+    temporary_log = log_path is None
     if log_path is None:
         fd, name = tempfile.mkstemp(prefix=f"pickspin-emulator-{service}-", suffix=".log")
         os.close(fd)
@@ -85,6 +86,7 @@ def start_emulator(
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     proc.emulator_port = port  # type: ignore[attr-defined]
+    proc.emulator_temporary_log = log_path if temporary_log else None  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -92,8 +94,8 @@ def start_emulator(
         if is_listening(host, port):
             return proc
         time.sleep(0.05)
-    stop_emulator(proc)
     tail = Path(log_path).read_text(errors="replace")[-2000:]
+    stop_emulator(proc)
     raise RuntimeError(f"emulator {service} did not start listening on {host}:{port} "
                        f"(exit code {proc.returncode}); log {log_path}:\n{tail}")
 
@@ -114,7 +116,8 @@ def wait_ready(base_url: str, timeout: float = 30.0, health_path: str = "/health
 
 
 def stop_emulator(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; removes the
+    temporary log `start_emulator` made for it."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -122,3 +125,6 @@ def stop_emulator(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    temporary_log = getattr(proc, "emulator_temporary_log", None)
+    if temporary_log:
+        Path(temporary_log).unlink(missing_ok=True)
