@@ -110,6 +110,10 @@ class SemanticRouter(Router):
     def config(self) -> ModelConfig:
         return self._config
 
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
     def probabilities(self, prompts: Sequence[str]) -> tuple[Any, list[bool]]:
         """Class probabilities (n × 3, in COMPLEXITY_CLASSES order) and per-prompt truncation."""
         import numpy as np

@@ -1,0 +1,48 @@
+"""Routing-quality arithmetic on synthetic outcomes, where the right answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pickspin.semantic.evaluate import Point, confusion, random_mix, routing_quality
+
+
+def test_confusion_rows_are_labels_columns_predictions():
+    m = confusion(["low", "low", "high"], ["low", "high", "high"])
+    assert m == [[1, 0, 1], [0, 0, 0], [0, 0, 1]]
+
+
+def test_random_mix_is_the_upper_hull_through_the_tier_points():
+    pts = [Point(0.25, 0.4), Point(0.5, 0.5), Point(1.0, 0.8)]  # medium lies under the hull
+    assert random_mix(pts, 0.25) == pytest.approx(0.4)
+    assert random_mix(pts, 1.0) == pytest.approx(0.8)
+    assert random_mix(pts, 0.5) == pytest.approx(0.4 + 0.4 * (0.25 / 0.75))
+
+
+def _synthetic(n: int = 3000, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 3, n)  # 0 low, 1 medium, 2 high
+    correct = np.zeros((n, 3))
+    for i, k in enumerate(label):
+        correct[i, k:] = 1.0 if k < 2 or rng.random() < 0.5 else 0.0
+    costs = np.tile([0.25, 0.5, 1.0], (n, 1))
+    quality = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 0.5]])  # tier × class
+    return label, correct, costs, quality
+
+
+def test_a_perfect_classifier_beats_random_mix_and_reaches_large_accuracy_cheaply():
+    label, correct, costs, quality = _synthetic()
+    probs = np.eye(3)[label]
+    q = routing_quality("perfect", probs, correct, costs, quality)
+    assert q.apgr > q.random_mix_apgr
+    assert q.cost_to_match_large is not None and q.cost_to_match_large < 0.8
+    assert q.min_margin_over_random > 0
+    assert q.oracle.accuracy == pytest.approx(correct.any(axis=1).mean())
+
+
+def test_an_uninformative_classifier_does_not_beat_random_mix():
+    label, correct, costs, quality = _synthetic()
+    probs = np.full((len(label), 3), 1 / 3)
+    q = routing_quality("flat", probs, correct, costs, quality)
+    assert q.apgr <= q.random_mix_apgr + 1e-9
