@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from cloudevents.core.bindings.http import (
@@ -206,3 +207,22 @@ def data_of(event: CloudEvent, model: type[D]) -> D:
 def json_schemas() -> dict[str, dict[str, Any]]:
     """Event type → JSON schema of its data."""
     return {t.value: m.model_json_schema() for t, m in DATA_MODELS.items()}
+
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+
+
+def write_schemas(folder: Path = SCHEMA_DIR) -> list[Path]:
+    """Publish each event type's data schema as `<type>.json` (`make schemas`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for type_, schema in json_schemas().items():
+        path = folder / f"{type_}.json"
+        path.write_text(json.dumps({"$id": type_, **schema}, indent=2, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in write_schemas():
+        print(written_path)

@@ -1,0 +1,46 @@
+# pickspin: `make setup` once, then `make up` / `make test`.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+FUNCTIONS := gateway classifier selector telemetry
+
+.PHONY: setup up down status test test-fast lint stage unstage schemas bench train
+
+setup: ## install pickspin, its test tools and Debian's prometheus
+	$(PIP) install -q -e '.[dev,cluster,semantic,train]'
+	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus)
+
+up: setup ## start the embedded default and send a first request
+	pickspin up
+	@$(PYTHON) -m pickspin.local.first_request
+
+down: ## stop what `make up` started
+	pickspin down
+
+status:
+	pickspin status
+
+test: setup ## every test, the real-process ones included
+	$(PYTHON) -m pytest -q
+
+test-fast: setup ## without the tests that start real processes
+	$(PYTHON) -m pytest -q -m "not integration"
+
+lint:
+	ruff check .
+	mypy
+
+stage: ## copy the pickspin library into each function's build context (for kn func build)
+	@for f in $(FUNCTIONS); do rm -rf functions/$$f/pickspin; cp -r shared/pickspin functions/$$f/pickspin; \
+	  find functions/$$f/pickspin -name __pycache__ -prune -exec rm -rf {} +; echo "staged functions/$$f/pickspin"; done
+
+unstage:
+	rm -rf $(foreach f,$(FUNCTIONS),functions/$(f)/pickspin)
+
+schemas: ## write the event data JSON schemas published in shared/pickspin/schemas
+	$(PYTHON) -m pickspin.events
+
+bench: ## gateway overhead benchmark (prints p50/p99 and writes reports/)
+	$(PYTHON) benchmarks/gateway_overhead.py
+
+train: ## reproduce the committed complexity classifier
+	pickspin train
