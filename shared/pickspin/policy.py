@@ -133,6 +133,13 @@ def hpa_recommendation(obs: Observation, params: ScalingParams) -> int:
     )
 
 
+def _untolerated(obs: Observation, params: ScalingParams) -> int:
+    """The proposal the HPA would make without its tolerance band."""
+    pending_threshold = params.pending_threshold or params.threshold
+    return max(math.ceil(obs.demand / params.threshold),
+               math.ceil(obs.pending / pending_threshold))
+
+
 def stabilize(raw: int, current: int, recent: Iterable[int]) -> int:
     """HPA behavior: scale-up at once, scale-down to the window's largest recommendation."""
     if raw >= current:
@@ -164,7 +171,7 @@ def decide(obs: Observation, params: ScalingParams) -> Decision:
         reason = Reason.SCALE_DOWN
     elif raw < current and stabilized == current and replicas > params.hpa_min:
         reason = Reason.STABILIZING
-    elif raw == current and math.ceil(obs.demand / params.threshold) != current:
+    elif raw == current and _untolerated(obs, params) != current:
         reason = Reason.WITHIN_TOLERANCE
     else:
         reason = Reason.HOLD
