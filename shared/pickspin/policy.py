@@ -26,9 +26,10 @@ KEDA v2.20 semantics (see ../shared/docs/REFERENCE.md, "KEDA ScaledObject"):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from pickspin.settings import Settings
 
@@ -62,6 +63,33 @@ class ScalingParams:
     polling_interval: int = DEFAULT_POLLING_INTERVAL
     model: str = ""
     backend: str = ""
+
+    @classmethod
+    def from_scaled_object(cls, obj: Mapping[str, Any]) -> ScalingParams:
+        """Read the numbers back from a ScaledObject the keda chart rendered (triggers
+        named `demand` and `pending`), so a local scaler applies exactly what KEDA would."""
+        spec = obj["spec"]
+        triggers = {t.get("name"): t["metadata"] for t in spec["triggers"]}
+        demand, pending = triggers["demand"], triggers.get("pending", {})
+        behavior = (spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {})
+                    .get("behavior", {}))
+        labels = obj.get("metadata", {}).get("labels", {})
+        return cls(
+            service=obj["metadata"]["name"],
+            threshold=float(demand["threshold"]),
+            pending_threshold=float(pending.get("threshold", demand["threshold"])),
+            activation_threshold=float(demand.get("activationThreshold", 0)),
+            pending_activation_threshold=float(pending.get("activationThreshold", 0)),
+            min_replicas=int(spec.get("minReplicaCount", 0)),
+            max_replicas=int(spec.get("maxReplicaCount", 100)),
+            cooldown_seconds=int(spec.get("cooldownPeriod", 300)),
+            # the HPA's default scale-down window is 300 s
+            stabilization_seconds=int(behavior.get("scaleDown", {})
+                                      .get("stabilizationWindowSeconds", 300)),
+            polling_interval=int(spec.get("pollingInterval", DEFAULT_POLLING_INTERVAL)),
+            model=labels.get("pickspin.io/model", ""),
+            backend=labels.get("pickspin.io/backend", ""),
+        )
 
     @property
     def hpa_min(self) -> int:

@@ -73,10 +73,24 @@ def test_broken_values_fail_naming_the_key(render: Render, values: dict, helm: A
         assert part in message, message
 
 
-def test_templates_fail_without_the_schema(helm: Any, chart_tree: Any, values: dict) -> None:
+@pytest.mark.parametrize("chart", ["keda", "knative"])
+@pytest.mark.parametrize("key, value, expected", [
+    ("model", "gpt-9", r"global\.pickspin\.services\[0\]\.model: unknown model"),
+    ("backend", "sglang", r"global\.pickspin\.services\[0\]\.backend: unknown backend"),
+])
+def test_subcharts_fail_alone_naming_the_key(helm: Any, chart_tree: Any, values: dict,
+                                             chart: str, key: str, value: str,
+                                             expected: str) -> None:
     """The subcharts check references themselves, so they fail when installed alone too."""
-    values["global"]["pickspin"]["services"][0]["model"] = "gpt-9"
-    for chart in ("keda", "knative"):
-        with helm.Chart.load(chart_tree.parents[1] / chart) as loaded, \
-                pytest.raises(helm.HelmError, match=r"services\[0\]\.model"):
-            loaded.render({"global": values["global"]}, name="p", namespace="p")
+    values["global"]["pickspin"]["services"][0][key] = value
+    with helm.Chart.load(chart_tree.parents[1] / chart) as loaded, \
+            pytest.raises(helm.HelmError, match=expected):
+        loaded.render({"global": values["global"]}, name="p", namespace="p")
+
+
+def test_keda_alone_rejects_a_negative_concurrency(helm: Any, chart_tree: Any,
+                                                   values: dict) -> None:
+    values["global"]["pickspin"]["services"][4]["concurrency"] = -1
+    with helm.Chart.load(chart_tree.parents[1] / "keda") as loaded, \
+            pytest.raises(helm.HelmError, match=r"services\[4\]\.concurrency: must be"):
+        loaded.render({"global": values["global"]}, name="p", namespace="p")

@@ -54,23 +54,9 @@ class Keda:
 
     @classmethod
     def from_object(cls, obj: dict[str, Any]) -> Keda:
-        spec = obj["spec"]
-        triggers = {t["name"]: t["metadata"] for t in spec["triggers"]}
-        demand, pending = triggers["demand"], triggers["pending"]
-        params = ScalingParams(
-            service=obj["metadata"]["name"],
-            threshold=float(demand["threshold"]),
-            pending_threshold=float(pending["threshold"]),
-            activation_threshold=float(demand["activationThreshold"]),
-            pending_activation_threshold=float(pending["activationThreshold"]),
-            min_replicas=spec["minReplicaCount"],
-            max_replicas=spec["maxReplicaCount"],
-            cooldown_seconds=spec["cooldownPeriod"],
-            stabilization_seconds=spec["advanced"]["horizontalPodAutoscalerConfig"][
-                "behavior"]["scaleDown"]["stabilizationWindowSeconds"],
-            polling_interval=spec["pollingInterval"],
-        )
-        return cls(params, demand["query"], pending["query"])
+        triggers = {t["name"]: t["metadata"] for t in obj["spec"]["triggers"]}
+        return cls(ScalingParams.from_scaled_object(obj), triggers["demand"]["query"],
+                   triggers["pending"]["query"])
 
     def active_expr(self) -> str:
         p = self.params
@@ -253,8 +239,7 @@ def test_keda_and_the_python_policy_agree(promtool: str, tmp_path: Path, profile
         expected = scaling_for(SETTINGS, name, profile,
                                activation_threshold=keda.params.activation_threshold,
                                polling_interval=keda.params.polling_interval)
-        assert {**keda.params.__dict__, "model": svc.model, "backend": svc.backend} == \
-            expected.__dict__, "the rendered ScaledObject is not scaling_for's"
+        assert keda.params == expected, "the rendered ScaledObject is not scaling_for's"
         test, seen = promtool_tests(keda, svc.model, svc.backend)
         tests.append(test)
         reasons += seen
