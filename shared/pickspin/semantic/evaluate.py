@@ -69,7 +69,8 @@ class RoutingQuality:
 def policy(probs: np.ndarray, quality: np.ndarray, costs: np.ndarray, lam: float) -> np.ndarray:
     """Chosen tier per row: argmax_L Σ_k p_k q[L, k] − λ·cost[L]."""
     relevance = probs @ quality.T  # n × tiers
-    return np.argmax(relevance - lam * costs, axis=1)
+    chosen: np.ndarray = np.argmax(relevance - lam * costs, axis=1)
+    return chosen
 
 
 def random_mix(points: Sequence[Point], cost: float) -> float:

@@ -79,7 +79,8 @@ def write_quality(values_file: Path, table: Mapping[str, Mapping[str, float]]) -
         pattern = re.compile(
             rf"(-\s+name:\s*{re.escape(name)}\s*\n(?:[ \t]+(?!-)\S.*\n)*?[ \t]+quality:[ \t]*)"
             r"\{[^}\n]*\}")
-        text, n = pattern.subn(lambda m, v=values: m.group(1) + render_quality(v), text, 1)
+        replacement = r"\g<1>" + render_quality(values).replace("\\", "\\\\")
+        text, n = pattern.subn(replacement, text, 1)
         if n:
             updated.append(name)
     values_file.write_text(text, encoding="utf-8")

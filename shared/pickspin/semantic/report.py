@@ -111,8 +111,8 @@ def markdown(ev: Evaluation, data: dict[str, Any]) -> str:
               for s, t in TIER_MAPS.items()]
     lines += ["", "## quality(L, k) estimated on dev rows", "",
               "| model | low | medium | high |", "|---|---|---|---|"]
-    for model, q in ev.quality_table.items():
-        lines.append(f"| {model} | " + " | ".join(f"{q[c]:.2f}" for c in COMPLEXITY_CLASSES)
+    for model, table in ev.quality_table.items():
+        lines.append(f"| {model} | " + " | ".join(f"{table[c]:.2f}" for c in COMPLEXITY_CLASSES)
                      + " |")
     lines += ["", "Machine-readable figures: `routing-report.json`.", ""]
     return "\n".join(lines)

@@ -111,7 +111,7 @@ def build_model(cfg: TrainConfig, vocab_size: int, pad_id: int) -> Any:
     if cfg.base_model:
         return AutoModelForSequenceClassification.from_pretrained(
             cfg.base_model, num_labels=len(COMPLEXITY_CLASSES), **labels)
-    config = DistilBertConfig(
+    config = DistilBertConfig(  # type: ignore[no-untyped-call]
         vocab_size=vocab_size, max_position_embeddings=max(cfg.max_length, 128),
         n_layers=cfg.layers, dim=cfg.dim, n_heads=cfg.heads, hidden_dim=cfg.hidden_dim,
         dropout=0.1, attention_dropout=0.1, seq_classif_dropout=0.1, pad_token_id=pad_id,
@@ -162,7 +162,8 @@ def fit(model: Any, tok: Any, train: Sequence[Example], dev: Sequence[Example],
     if cfg.limit_steps is not None:
         total = min(total, cfg.limit_steps)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), max(total, 1))
+    sched = get_linear_schedule_with_warmup(  # type: ignore[no-untyped-call]
+        opt, int(0.06 * total), max(total, 1))
     loss_fn = torch.nn.CrossEntropyLoss()
     rng = random.Random(cfg.seed)
     history: list[dict[str, float]] = []
@@ -243,7 +244,8 @@ def train(cfg: TrainConfig, progress: Progress = print,
     if cfg.base_model:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(cfg.base_model).backend_tokenizer
+        tok = AutoTokenizer.from_pretrained(  # type: ignore[no-untyped-call]
+            cfg.base_model).backend_tokenizer
     else:
         tok = learn_tokenizer([r.text for r in train_rows], cfg.vocab_size)
     tok = prepare_tokenizer(tok, cfg.max_length)
