@@ -137,9 +137,27 @@ def test_conditions_switch_the_subcharts(render: Render, values: dict) -> None:
     assert "ScaledObject" not in kinds and "Deployment" not in kinds and "Broker" in kinds
 
 
-def test_notes_name_the_next_commands(helm: Any, chart_tree: Path) -> None:
+@pytest.mark.parametrize("deploy_functions, command", [
+    (True, "kn func build --builder=host"), (False, "kn func deploy --builder=host")])
+def test_notes_name_the_next_commands(helm: Any, chart_tree: Path, values: dict,
+                                      deploy_functions: bool, command: str) -> None:
+    values["knative"]["deployFunctions"] = deploy_functions
     with helm.Chart.load(chart_tree) as chart:
-        notes = chart.render(None, name="pickspin", namespace="pickspin")[
+        notes = chart.render(values, name="pickspin", namespace="pickspin")[
             "pickspin/templates/NOTES.txt"]
-    assert "kn func deploy --builder=host" in notes
+    assert command in notes
     assert "get scaledobjects" in notes and "/v1/chat/completions" in notes
+
+
+def test_kn_func_deploy_mode_leaves_services_and_triggers_to_func(
+        render: Render, values: dict, crds: CrdSchemas, kube_validate: Any) -> None:
+    values["knative"]["deployFunctions"] = False
+    objects = render(values)
+    assert not of_kind(objects, "Trigger")
+    names = {o["metadata"]["name"] for o in of_kind(objects, "Service", "serving.knative.dev")}
+    assert names == {"pickspin-dead-letters"}
+    kinds = {o["kind"] for o in objects}
+    assert {"Broker", "PingSource", "SinkBinding", "ConfigMap"} <= kinds
+    problems = {f"{o['kind']}/{o['metadata']['name']}": validation_errors(o, crds, kube_validate)
+                for o in objects}
+    assert {k: v for k, v in problems.items() if v} == {}
