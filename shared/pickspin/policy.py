@@ -92,6 +92,11 @@ class ScalingParams:
         )
 
     @property
+    def pending_target(self) -> float:
+        """Threshold of the pending trigger (the demand threshold unless set)."""
+        return self.pending_threshold or self.threshold
+
+    @property
     def hpa_min(self) -> int:
         """The HPA's minReplicas: KEDA gives it max(1, minReplicaCount)."""
         return max(1, self.min_replicas)
@@ -154,18 +159,16 @@ def metric_proposal(value: float, threshold: float, current: int,
 
 def hpa_recommendation(obs: Observation, params: ScalingParams) -> int:
     """The largest proposal over both triggers (demand and pending), before stabilisation."""
-    pending_threshold = params.pending_threshold or params.threshold
     return max(
         metric_proposal(obs.demand, params.threshold, obs.current_replicas),
-        metric_proposal(obs.pending, pending_threshold, obs.current_replicas),
+        metric_proposal(obs.pending, params.pending_target, obs.current_replicas),
     )
 
 
 def _untolerated(obs: Observation, params: ScalingParams) -> int:
     """The proposal the HPA would make without its tolerance band."""
-    pending_threshold = params.pending_threshold or params.threshold
     return max(math.ceil(obs.demand / params.threshold),
-               math.ceil(obs.pending / pending_threshold))
+               math.ceil(obs.pending / params.pending_target))
 
 
 def stabilize(raw: int, current: int, recent: Iterable[int]) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from conftest import VALUES, Render, of_kind
+from chart_helpers import VALUES, Render, of_kind
 
 from pickspin.policy import scaling_for
 from pickspin.settings import Settings

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, VALUES, Render, of_kind, require_shared
+from chart_helpers import REPO, VALUES, Render, of_kind, require_shared
 
 from pickspin.settings import Settings
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, VALUES, Render, of_kind, require_shared, strip
+from chart_helpers import REPO, VALUES, Render, of_kind, require_shared, strip
 from strict_openapi import CrdSchemas
 
 from pickspin.settings import Settings

@@ -70,7 +70,7 @@ class Keda:
         p = self.params
         raw = (f'max(label_replace(ceil(({self.demand_query}) / {p.threshold}), '
                f'"trigger", "demand", "", "") or label_replace(ceil(({self.pending_query}) / '
-               f'{p.pending_threshold}), "trigger", "pending", "", ""))')
+               f'{p.pending_target}), "trigger", "pending", "", ""))')
         stabilized = f"max_over_time(({raw})[{p.stabilization_seconds}s:{STEP}s])"
         hpa = f"clamp({stabilized}, {p.hpa_min}, {p.max_replicas})"
         if p.min_replicas > 0:
@@ -93,7 +93,7 @@ def phases(params: ScalingParams) -> list[Phase]:
 
     Demands sit well away from the HPA's 10 % tolerance band at the checked instants: the
     PromQL form cannot know the current replicas the tolerance compares against (the policy
-    does; tests/policy/test_policy.py checks the tolerance itself)."""
+    does; tests/policy/test_scaling_policy.py checks the tolerance itself)."""
     t = params.threshold
     return [
         Phase("idle", 300, 0.0),

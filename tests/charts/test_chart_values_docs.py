@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from chart_helpers import REPO
 
 VALUES_FILES = [REPO / "charts" / "pickspin" / "values.yaml", REPO / "knative" / "values.yaml",
                 REPO / "keda" / "values.yaml"]

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import REPO
+from chart_helpers import REPO
 from pydantic import BaseModel
 
 from pickspin import settings as s

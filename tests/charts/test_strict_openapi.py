@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import require_shared
+from chart_helpers import require_shared
 from strict_openapi import CrdSchemas, strictify
 
 SCALED_OBJECT: dict[str, Any] = {

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Render
+from chart_helpers import Render
 
 
 def set_in(values: dict[str, Any], path: str, value: Any) -> None:
