@@ -28,9 +28,9 @@ def _up(args: argparse.Namespace) -> int:
     from pickspin.local.stack import up
 
     services = [s for s in (args.services or "").split(",") if s]
-    print("starting pickspin (functions, backends) ...", flush=True)
+    print("starting pickspin (Prometheus, scaler, functions, backends) ...", flush=True)
     stack = up(args.config, _state_dir(args.state_dir), services=services,
-               tick_seconds=args.tick)
+               tick_seconds=args.tick, scale=not args.always_on)
     endpoint = stack.endpoint
     print(f"\npickspin is up. OpenAI-compatible endpoint: {endpoint}")
     print("try it:\n"
@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="values file (default: $PICKSPIN_CONFIG or the chart's)")
     p.add_argument("--services", help="comma-separated services to run (default: all)")
     p.add_argument("--tick", type=float, default=5.0, help="telemetry tick seconds")
+    p.add_argument("--always-on", action="store_true",
+                   help="run one replica of every service, no scaler (no scale to zero)")
     p.set_defaults(run=_up)
     sub.add_parser("down", parents=[common], help="stop what `up` started").set_defaults(
         run=_down)

@@ -50,6 +50,7 @@ class BackendKind(StrEnum):
     VLLM = "vllm"
     TGI = "tgi"
     TRTLLM = "trtllm"
+    LLAMACPP = "llamacpp"
 
 
 class _Model(BaseModel):

@@ -14,7 +14,7 @@ from cloudevents.core.bindings.http import (
 )
 from cloudevents.core.v1.event import CloudEvent
 
-from tests.conftest import call
+from tests.conftest import call, load_function
 
 MODES = {"binary": to_binary_event, "structured": to_structured_event}
 
@@ -52,10 +52,21 @@ async def test_classifier_replies_prompt_classified(start_function, mode):
     assert abs(sum(data["probabilities"].values()) - 1) < 1e-9
 
 
-async def test_classifier_readiness_names_unavailable_routers(start_function):
-    ready, message = start_function("classifier").ready()
-    assert ready is True  # the configured router (keyword) serves
-    assert "semantic" in message
+async def test_classifier_readiness_names_unavailable_routers(settings, tmp_path):
+    routing = settings.routing.model_copy(update={"semantic_model": str(tmp_path / "absent")})
+    fn = load_function("classifier").ClassifierFunction(
+        settings.model_copy(update={"routing": routing}))
+    fn.start({})
+    try:
+        ready, message = fn.ready()
+        assert ready is True  # the configured router (keyword) serves
+        assert "semantic" in message
+        reply = await post(fn, sdk_event(PROMPT, {"request_id": "r", "prompt": "list it",
+                                                  "route": {"router": "semantic"}}), "binary")
+        assert reply.status == 400
+        assert "unavailable" in reply.json()["error"]["message"]
+    finally:
+        fn.stop()
 
 
 @pytest.mark.parametrize(

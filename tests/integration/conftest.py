@@ -15,9 +15,10 @@ from tests.conftest import VALUES
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """`pickspin up` with the default values: every service of the matrix, emulated."""
+    """`pickspin up --always-on` with the default values: every service of the matrix,
+    emulated, one warm replica each (Spin's scale to zero has its own tests)."""
     state = tmp_path_factory.mktemp("pickspin-up")
-    running = up(str(VALUES), state, tick_seconds=1.0, timeout=120, log=False)
+    running = up(str(VALUES), state, tick_seconds=1.0, scale=False, timeout=120, log=False)
     try:
         yield running
     finally:

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pickspin.cehttp import Emitter, EventClient
 from pickspin.errors import InvalidRequest, ModelNotFound
 from pickspin.events import (
+    Candidate,
     EventType,
     InferenceCompleted,
     PromptClassified,
@@ -25,6 +26,7 @@ from pickspin.events import (
     data_of,
     make_event,
 )
+from pickspin.gateway.coldstart import ColdStarts
 from pickspin.gateway.metrics import GatewayMetrics
 from pickspin.gateway.openai_request import AUTO_MODEL, ParsedRequest, parse
 from pickspin.gateway.proxy import BackendProxy, Upstream
@@ -41,6 +43,16 @@ class Wiring:
     classifier_url: str
     selector_url: str
     sink: str | None = None
+
+
+@dataclass(frozen=True)
+class ColdOutcome:
+    """What Spin did because the chosen service was at zero replicas."""
+
+    action: Literal["none", "hold", "substitute"] = "none"
+    service: str = ""
+    waited: float | None = None
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,7 @@ class Gateway:
         proxy: BackendProxy | None = None,
         metrics: GatewayMetrics | None = None,
         emitter: Emitter | None = None,
+        cold: ColdStarts | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.settings = settings
@@ -72,6 +85,7 @@ class Gateway:
         self.proxy = proxy or BackendProxy()
         self.metrics = metrics or GatewayMetrics(settings)
         self.emitter = emitter or Emitter(wiring.sink)
+        self.cold = cold or ColdStarts(settings, self.metrics.pending)
         self.clock = clock
         self._models = {m.name for m in settings.models}
 
@@ -137,9 +151,12 @@ class Gateway:
         request_id = request.headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
         pick = self.pick(request_id, parsed)
         sel = pick.selected
-        candidates = [sel.chosen, *sel.runners_up]
+        candidates, cold = self._spin(sel)
         upstream = self.proxy.forward(kind, parsed.body, candidates, started, self._inflight)
+        if cold.timed_out:
+            upstream.fallback.insert(0, f"{cold.service}=cold-start-timeout")
         chosen = upstream.candidate
+        waited = cold.action == "hold" and chosen.service == cold.service
         self.metrics.decisions.labels(pick.router, pick.complexity, chosen.model,
                                       chosen.backend).inc()
         headers = {
@@ -156,28 +173,55 @@ class Gateway:
             ),
             "x-pickspin-profile": sel.profile,
             "x-pickspin-router": pick.router,
-            "x-pickspin-cold-start": "false",
+            "x-pickspin-cold-start": "true" if waited else "false",
+            "x-pickspin-cold-action": cold.action,
             "x-pickspin-fallback": ",".join(upstream.fallback) or "none",
             "x-pickspin-decision-ms": f"{pick.decision_ms:.2f}",
         }
+        if waited and cold.waited is not None:
+            headers["x-pickspin-cold-start-ms"] = f"{cold.waited * 1000:.0f}"
+        if cold.action == "substitute":
+            headers["x-pickspin-woken"] = cold.service
         if upstream.first_chunk:
-            body: Iterator[bytes] | bytes = stream_with_context(self._relay(upstream, request_id))
+            body: Iterator[bytes] | bytes = stream_with_context(
+                self._relay(upstream, request_id, waited))
             headers["cache-control"] = "no-cache"
         else:
             body = upstream.body
-            self._finish(upstream, request_id, _usage_tokens(upstream.body))
+            self._finish(upstream, request_id, _usage_tokens(upstream.body), waited)
         return Response(body, status=upstream.status, headers=headers)
+
+    def _spin(self, sel: RouteSelected) -> tuple[list[Candidate], ColdOutcome]:
+        """The order to try candidates in, when the best one is at zero replicas.
+
+        The profile decides: `hold` waits (bounded) for the cold backend; `substitute`
+        serves from the best warm candidate now and wakes the cold one meanwhile.
+        """
+        chosen, rest = sel.chosen, list(sel.runners_up)
+        if chosen.warm:
+            return [chosen, *rest], ColdOutcome()
+        scaling = self.settings.profile(sel.profile).scaling
+        warm = [c for c in rest if c.warm]
+        cold_rest = [c for c in rest if not c.warm]
+        if scaling.cold_start == "substitute" and warm:
+            self.cold.wake(chosen, scaling.max_cold_wait_seconds)
+            return [*warm, chosen, *cold_rest], ColdOutcome("substitute", chosen.service)
+        waited = self.cold.hold(chosen, scaling.max_cold_wait_seconds)
+        if waited is None:
+            return [*warm, *cold_rest, chosen], ColdOutcome("hold", chosen.service,
+                                                            timed_out=True)
+        return [chosen, *rest], ColdOutcome("hold", chosen.service, waited)
 
     def _inflight(self, service: str, delta: int) -> None:
         self.metrics.inflight.labels(service).inc(delta)
 
-    def _relay(self, upstream: Upstream, request_id: str) -> Iterator[bytes]:
+    def _relay(self, upstream: Upstream, request_id: str, cold: bool) -> Iterator[bytes]:
         try:
             yield from upstream.stream()
         finally:
-            self._finish(upstream, request_id, upstream.chunks)
+            self._finish(upstream, request_id, upstream.chunks, cold)
 
-    def _finish(self, upstream: Upstream, request_id: str, tokens: int) -> None:
+    def _finish(self, upstream: Upstream, request_id: str, tokens: int, cold: bool) -> None:
         c = upstream.candidate
         latency = self.clock() - upstream.started
         outcome = "success" if upstream.status < 400 else "error"
@@ -189,7 +233,8 @@ class Gateway:
         done = InferenceCompleted(
             request_id=request_id, service=c.service, model=c.model, backend=c.backend,
             outcome=outcome, ttft_seconds=upstream.ttft, latency_seconds=latency,
-            completion_tokens=tokens, fallback=tuple(upstream.fallback), finished_at=time.time(),
+            completion_tokens=tokens, cold_start=cold, fallback=tuple(upstream.fallback),
+            finished_at=time.time(),
         )
         self.emitter.emit(make_event(EventType.INFERENCE_COMPLETED, done, SOURCE))
 
@@ -203,6 +248,7 @@ class Gateway:
                         mimetype="application/json")
 
     def close(self) -> None:
+        self.cold.close()
         self.emitter.close()
         self.events.close()
         self.proxy.close()

@@ -12,11 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import yaml
 
 from pickspin.emulator.launch import emulator_command
 from pickspin.errors import ConfigError
 from pickspin.local.processes import Proc, free_port, pid_alive, python, spawn, stop, wait_http
+from pickspin.local.prometheus import Target, start_prometheus, write_config, write_targets
+from pickspin.policy import scaling_for
 from pickspin.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -55,37 +58,54 @@ def up(
     *,
     services: Sequence[str] | None = None,
     tick_seconds: float = 5.0,
+    scale: bool = True,
     functions_dir: Path = REPO / "functions",
-    timeout: float = 60.0,
+    timeout: float = 90.0,
     log: bool = True,
 ) -> Stack:
-    """Start everything, wait until it is ready, and record what was started."""
+    """Start everything, wait until it is ready, and record what was started.
+
+    With `scale` (the default) the local scaler owns the backends: it applies the keda
+    chart's ScaledObjects, so only the warm pools run at first and the rest start on
+    demand. Without it every service runs one replica for the whole session.
+    """
     existing = Stack.load(state_dir)
     if existing and any(p.alive() for p in existing.procs):
         raise RuntimeError(f"a stack is already running from {state_dir}; "
                            "run `pickspin down` first")
-    settings = Settings.load(settings_path)
-    chosen = _choose(settings, services)
+    chosen = _choose(Settings.load(settings_path), services)
     state_dir.mkdir(parents=True, exist_ok=True)
     logs = state_dir / "logs"
     ports = {s.name: free_port() for s in chosen.services}
-    endpoints = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    runtime = chosen.with_endpoints(endpoints)
+    runtime = local_settings(chosen, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()})
     config = state_dir / "pickspin.yaml"
     config.write_text(yaml.safe_dump({"global": {"pickspin": runtime.dump()}}, sort_keys=False))
+    prom_dir = state_dir / "prometheus"
+    write_config(prom_dir)
 
     procs: list[Proc] = []
     try:
-        for svc in runtime.services:
-            port = ports[svc.name]
-            argv = emulator_command(svc.name, port, config)
-            health = runtime.backend(svc.backend).health_path
-            procs.append(spawn(svc.name, "backend", argv, env={}, cwd=None, log_dir=logs,
-                               port=port, health=health))
-        procs.extend(start_functions(config, logs, tick_seconds, functions_dir))
+        prometheus = start_prometheus(prom_dir, free_port(), logs)
+        procs.append(prometheus)
+        assert prometheus.url
+        telemetry_env = {"PICKSPIN_PROMETHEUS_URL": prometheus.url}
+        if scale:
+            scaler = _start_scaler(config, prometheus.url, prom_dir, logs)
+            procs.append(scaler)
+            assert scaler.url
+            telemetry_env["PICKSPIN_REPLICAS_URL"] = scaler.url
+        else:
+            procs += _start_backends(runtime, ports, config, prom_dir, logs)
+        functions = start_functions(config, logs, tick_seconds, functions_dir, telemetry_env)
+        procs += functions
+        gateway = next(p for p in functions if p.name == "gateway")
+        write_targets(prom_dir, "functions",
+                      [Target(f"127.0.0.1:{gateway.port}", "/metrics", {"job": "gateway"})])
         stack = Stack(state_dir, tuple(procs), config)
         stack.save()
         wait_ready(stack.procs, timeout, log)
+        if scale:
+            _wait_warm_pools(runtime, scaler, timeout, log)
     except BaseException:
         for p in procs:
             stop(p)
@@ -93,8 +113,67 @@ def up(
     return stack
 
 
+def local_settings(settings: Settings, endpoints: dict[str, str]) -> Settings:
+    """The run's settings: local endpoints, and the cold start this machine really has
+    (the emulated one), so warm-aware routing weighs what it will actually wait for."""
+    services = tuple(
+        s.model_copy(update={"cold_start_seconds": s.emulation.cold_start_seconds})
+        if s.emulation is not None else s
+        for s in settings.with_endpoints(endpoints).services
+    )
+    return settings.model_copy(update={"services": services})
+
+
+def _start_scaler(config: Path, prometheus: str, prom_dir: Path, logs: Path) -> Proc:
+    port = free_port()
+    argv = [python(), "-m", "pickspin.local.scaler", "--config", str(config),
+            "--prometheus", prometheus, "--port", str(port), "--logs", str(logs),
+            "--prometheus-dir", str(prom_dir)]
+    return spawn("scaler", "scaler", argv, env={}, cwd=None, log_dir=logs, port=port,
+                 health="/health")
+
+
+def _start_backends(runtime: Settings, ports: dict[str, int], config: Path, prom_dir: Path,
+                    logs: Path) -> list[Proc]:
+    """One emulated replica per service, always on (no scaler)."""
+    procs, targets = [], []
+    for svc in runtime.services:
+        backend = runtime.backend(svc.backend)
+        port = ports[svc.name]
+        procs.append(spawn(svc.name, "backend", emulator_command(svc.name, port, config),
+                           env={}, cwd=None, log_dir=logs, port=port,
+                           health=backend.health_path))
+        targets.append(Target(f"127.0.0.1:{port}", backend.metrics_path,
+                              {"job": "backend", "service": svc.name}))
+    write_targets(prom_dir, "backends", targets)
+    return procs
+
+
+def _wait_warm_pools(runtime: Settings, scaler: Proc, timeout: float, log: bool) -> None:
+    """Until every warm pool the profile asks for is ready (read from the scaler)."""
+    want = {s.name: scaling_for(runtime, s.name).min_replicas for s in runtime.services}
+    want = {name: n for name, n in want.items() if n > 0}
+    deadline = time.monotonic() + timeout
+    ready: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        try:
+            status = httpx.get(f"{scaler.url}/replicas", timeout=2).json()
+            ready = {name: int(status[name]["ready"]) for name in want}
+        except (httpx.HTTPError, ValueError, KeyError):
+            ready = {}
+        if ready and all(ready[n] >= want[n] for n in want):
+            if log:
+                print(f"  warm   {', '.join(f'{n} x{want[n]}' for n in want) or 'nothing'}",
+                      flush=True)
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"warm pools not ready within {timeout:.0f} s: want {want}, "
+                       f"ready {ready}; see {scaler.log}")
+
+
 def start_functions(config: Path, logs: Path, tick_seconds: float = 5.0,
-                    functions_dir: Path = REPO / "functions") -> list[Proc]:
+                    functions_dir: Path = REPO / "functions",
+                    telemetry_env: dict[str, str] | None = None) -> list[Proc]:
     """The four functions (func-python, as `kn func build` runs them) and the ticker."""
     ports = {f: free_port() for f in FUNCTIONS}
     urls = {f: f"http://127.0.0.1:{p}" for f, p in ports.items()}
@@ -107,7 +186,9 @@ def start_functions(config: Path, logs: Path, tick_seconds: float = 5.0,
             "PICKSPIN_CLASSIFIER_URL": urls["classifier"],
             "PICKSPIN_SELECTOR_URL": urls["selector"],
             "K_SINK": sinks.get(fn, ""),
+            "PICKSPIN_TELEMETRY_URL": urls["telemetry"],
             "PYTHONUNBUFFERED": "1",
+            **((telemetry_env or {}) if fn == "telemetry" else {}),
         }
         argv = [python(), "-c",
                 "from func_python.http import serve; import function; serve(function.new)"]

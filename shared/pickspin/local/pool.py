@@ -1,0 +1,154 @@
+"""A local stand-in for a Deployment and its Service: replica processes behind one stable
+port. Connections go round-robin to ready replicas; at zero replicas they are closed at
+once, as a Kubernetes Service without endpoints would refuse them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from pickspin.local.processes import Proc, free_port, stop
+
+Launcher = Callable[[str, int], Proc]  # (service name, port) → started process
+
+
+@dataclass
+class Replica:
+    proc: Proc
+    port: int
+    started: float
+    ready_at: float | None = None
+    draining: bool = False
+    #: started to replace a replica that crashed (its readiness ends a recovery)
+    recovering: bool = False
+    connections: set[asyncio.StreamWriter] = field(default_factory=set)
+    last_byte: float = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self.ready_at is not None and not self.draining
+
+
+class ServicePool:
+    def __init__(self, service: str, port: int, health_path: str, launcher: Launcher,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.service = service
+        self.port = port
+        self.health_path = health_path
+        self.launcher = launcher
+        self.clock = clock
+        self.replicas: list[Replica] = []
+        self.restarts = 0
+        self.last_recovery_seconds: float | None = None
+        self._rr = itertools.count()
+        self._server: asyncio.Server | None = None
+        self._http = httpx.AsyncClient(timeout=1.0)
+
+    # ---- the stable endpoint ---------------------------------------------------------
+    async def serve(self) -> None:
+        self._server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ready = [r for r in self.replicas if r.ready]
+        if not ready:
+            writer.close()
+            return
+        replica = ready[next(self._rr) % len(ready)]
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", replica.port)
+        except OSError:
+            writer.close()
+            return
+        replica.connections.add(writer)
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer, replica),
+                                 self._pipe(up_reader, writer, replica))
+        finally:
+            replica.connections.discard(writer)
+            for w in (writer, up_writer):
+                w.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    replica: Replica) -> None:
+        try:
+            while data := await reader.read(65536):
+                replica.last_byte = self.clock()
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(OSError, RuntimeError):
+                writer.write_eof()
+
+    # ---- replicas ----------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        return sum(1 for r in self.replicas if not r.draining)
+
+    @property
+    def ready_count(self) -> int:
+        return sum(1 for r in self.replicas if r.ready)
+
+    def start_replica(self) -> Replica:
+        port = free_port()
+        replica = Replica(self.launcher(self.service, port), port, self.clock())
+        self.replicas.append(replica)
+        return replica
+
+    async def check(self) -> None:
+        """Mark replicas ready when their health answers; replace ones that died."""
+        for replica in list(self.replicas):
+            if not replica.proc.alive():
+                self.replicas.remove(replica)
+                if not replica.draining:  # a crash, not a scale-down: recreate it
+                    self.restarts += 1
+                    self.start_replica().recovering = True
+                continue
+            if replica.ready_at is None and await self._healthy(replica):
+                replica.ready_at = self.clock()
+                if replica.recovering:
+                    self.last_recovery_seconds = replica.ready_at - replica.started
+
+    async def _healthy(self, replica: Replica) -> bool:
+        try:
+            answer = await self._http.get(f"http://127.0.0.1:{replica.port}{self.health_path}")
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200
+
+    async def scale_to(self, desired: int) -> None:
+        while self.count < desired:
+            self.start_replica()
+        surplus = self.count - desired
+        if surplus > 0:
+            # newest first: they are the least likely to hold long-running streams
+            for replica in [r for r in reversed(self.replicas) if not r.draining][:surplus]:
+                replica.draining = True
+                asyncio.get_running_loop().create_task(self._drain(replica))
+
+    async def _drain(self, replica: Replica, quiet: float = 0.5, limit: float = 60.0) -> None:
+        """Take no new connections, wait until its connections go quiet, then stop it."""
+        deadline = self.clock() + limit
+        while replica.connections and self.clock() < deadline:
+            if self.clock() - replica.last_byte >= quiet:
+                break
+            await asyncio.sleep(0.1)
+        for w in list(replica.connections):
+            w.close()
+        await asyncio.to_thread(stop, replica.proc)
+        if replica in self.replicas:
+            self.replicas.remove(replica)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await asyncio.gather(*(asyncio.to_thread(stop, r.proc) for r in self.replicas))
+        self.replicas.clear()
+        await self._http.aclose()

@@ -1,0 +1,214 @@
+"""The local scaler: KEDA's semantics applied to local backend processes.
+
+Every polling interval, for each ScaledObject the keda chart renders for the local values,
+it runs the triggers' PromQL against the local Prometheus and asks `pickspin.policy.decide`
+(the same function the promtool tests check against KEDA's arithmetic) how many replicas
+the service needs, then starts or drains replica processes behind the service's port.
+
+    python -m pickspin.local.scaler --config run/pickspin.yaml --prometheus http://…:9090
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from pickspin.local.pool import ServicePool
+from pickspin.local.processes import Proc, spawn
+from pickspin.local.prometheus import Target, write_targets
+from pickspin.local.scaledobjects import LocalScaledObject, load
+from pickspin.policy import Decision, Observation, decide
+from pickspin.settings import BackendKind, Settings
+
+log = logging.getLogger("pickspin.scaler")
+Query = Callable[[str], Awaitable[float]]
+
+
+@dataclass
+class History:
+    last_active: float
+    recommendations: deque[tuple[float, int]] = field(default_factory=deque)
+    last: tuple[Observation, Decision] | None = None
+
+
+class LocalScaler:
+    def __init__(self, objects: dict[str, LocalScaledObject], pools: dict[str, ServicePool],
+                 query: Query, clock: Callable[[], float] = time.monotonic) -> None:
+        self.objects = objects
+        self.pools = pools
+        self.query = query
+        self.clock = clock
+        self.history = {name: History(clock()) for name in objects}
+
+    async def poll(self) -> None:
+        for name, so in self.objects.items():
+            pool = self.pools[name]
+            await pool.check()
+            try:
+                demand = await self.query(so.demand.query)
+                pending = await self.query(so.pending.query)
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("%s: metrics unavailable, replicas unchanged: %s", name, exc)
+                continue
+            h = self.history[name]
+            now = self.clock()
+            window = so.params.stabilization_seconds
+            while h.recommendations and now - h.recommendations[0][0] > window:
+                h.recommendations.popleft()
+            obs = Observation(
+                demand=demand, pending=pending, current_replicas=pool.count,
+                idle_seconds=now - h.last_active,
+                recent_recommendations=tuple(r for _, r in h.recommendations),
+            )
+            decision = decide(obs, so.params)
+            if decision.active:
+                h.last_active = now
+            if decision.recommendation is not None:
+                h.recommendations.append((now, decision.recommendation))
+            if decision.replicas != pool.count:
+                log.info("%s: %d -> %d replicas (%s; demand %.2f, pending %.0f)", name,
+                         pool.count, decision.replicas, decision.reason, demand, pending)
+            h.last = (obs, decision)
+            await pool.scale_to(decision.replicas)
+
+    def targets(self, settings: Settings) -> list[Target]:
+        """Every live replica's metrics endpoint, for Prometheus' file discovery."""
+        found = []
+        for name, pool in self.pools.items():
+            backend = settings.backend(settings.service(name).backend)
+            found += [Target(f"127.0.0.1:{r.port}", backend.metrics_path,
+                             {"job": "backend", "service": name, "backend": backend.kind.value})
+                      for r in pool.replicas if not r.draining]
+        return found
+
+    def replicas(self) -> dict[str, dict[str, object]]:
+        out: dict[str, dict[str, object]] = {}
+        for name, pool in self.pools.items():
+            last = self.history[name].last
+            out[name] = {
+                "replicas": pool.count, "ready": pool.ready_count, "restarts": pool.restarts,
+                "last_recovery_seconds": pool.last_recovery_seconds,
+                "reason": last[1].reason.value if last else None,
+                "demand": last[0].demand if last else None,
+                "pending": last[0].pending if last else None,
+            }
+        return out
+
+
+def prometheus_query(http: httpx.AsyncClient, url: str) -> Query:
+    """An instant query returning one number; an empty result is 0 (ignoreNullValues)."""
+
+    async def run(promql: str) -> float:
+        answer = await http.get(f"{url}/api/v1/query", params={"query": promql})
+        answer.raise_for_status()
+        result = answer.json()["data"]["result"]
+        return float(result[0]["value"][1]) if result else 0.0
+
+    return run
+
+
+async def serve_status(scaler: LocalScaler, port: int) -> asyncio.Server:
+    """`GET /replicas` (what telemetry reads) and `GET /health` on a tiny HTTP server."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await reader.readline()
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            path = request.split()[1].decode() if len(request.split()) > 1 else "/"
+            status, body = ("200 OK", json.dumps(scaler.replicas()).encode()) \
+                if path == "/replicas" else ("200 OK", b"ok") if path == "/health" \
+                else ("404 Not Found", b"not found")
+            writer.write(f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
+                         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+                         + body)
+            await writer.drain()
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", port)
+
+
+def launcher_for(settings: Settings, config: Path, logs: Path) -> Callable[[str, int], Proc]:
+    """Start one replica of a service: llama.cpp for kind llamacpp, else the emulator."""
+    from pickspin.emulator.launch import emulator_command
+
+    def launch(service: str, port: int) -> Proc:
+        svc = settings.service(service)
+        backend = settings.backend(svc.backend)
+        if backend.kind == BackendKind.LLAMACPP:
+            from pickspin.local.llamacpp import llamacpp_command
+
+            argv = llamacpp_command(port, alias=svc.model)
+        else:
+            argv = emulator_command(service, port, config)
+        return spawn(f"{service}-{port}", "replica", argv, env={}, cwd=None, log_dir=logs,
+                     port=port, health=backend.health_path)
+
+    return launch
+
+
+async def run(settings: Settings, config: Path, prometheus: str, status_port: int,
+              logs: Path, polling: int, prometheus_dir: Path | None = None) -> None:
+    objects = load(settings, prometheus, polling)
+    launch = launcher_for(settings, config, logs)
+    pools = {
+        name: ServicePool(name, int(urlsplit(settings.service(name).endpoint).port or 0),
+                          settings.backend(settings.service(name).backend).health_path, launch)
+        for name in objects
+    }
+    for pool in pools.values():
+        await pool.serve()
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        scaler = LocalScaler(objects, pools, prometheus_query(http, prometheus))
+        server = await serve_status(scaler, status_port)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        try:
+            while not stopping.is_set():
+                await scaler.poll()
+                if prometheus_dir is not None:
+                    write_targets(prometheus_dir, "backends", scaler.targets(settings))
+                # pool.check between polls so readiness shows up quickly
+                for _ in range(max(1, int(polling / 0.25))):
+                    if stopping.is_set():
+                        break
+                    await asyncio.sleep(0.25)
+                    for pool in pools.values():
+                        await pool.check()
+        finally:
+            server.close()
+            await asyncio.gather(*(p.close() for p in pools.values()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pickspin.local.scaler")
+    parser.add_argument("--config", required=True, help="the run's values file (endpoints set)")
+    parser.add_argument("--prometheus", required=True, help="Prometheus base URL")
+    parser.add_argument("--port", type=int, required=True, help="status port (/replicas)")
+    parser.add_argument("--logs", required=True, help="folder for replica logs")
+    parser.add_argument("--polling", type=int, default=1, help="seconds between polls")
+    parser.add_argument("--prometheus-dir", help="Prometheus folder whose targets/ to update")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings.load(args.config)
+    asyncio.run(run(settings, Path(args.config), args.prometheus, args.port, Path(args.logs),
+                    args.polling, Path(args.prometheus_dir) if args.prometheus_dir else None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
