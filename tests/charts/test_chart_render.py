@@ -68,10 +68,20 @@ def validation_errors(obj: dict[str, Any], crds: CrdSchemas, kube: Any) -> list[
     return [f"no schema check for {body['apiVersion']} {body['kind']}"]
 
 
-def test_lint_reports_no_errors(helm: Any, chart_tree: Path, default_values: dict) -> None:
-    report = helm.lint(chart_tree, with_subcharts=True, namespace="pickspin")
+@pytest.mark.parametrize("profile", [None, *PROFILES])
+def test_lint_reports_no_errors(helm: Any, chart_tree: Path, values: dict,
+                                profile: str | None) -> None:
+    report = helm.lint(chart_tree, with_profile(values, profile) if profile else None,
+                       with_subcharts=True, namespace="pickspin", strict=False)
     errors = [m for m in report["messages"] if m["severity"] >= 3]
     assert report["errors"] == [] and errors == [], report
+
+
+def test_lint_does_report_errors(helm: Any, chart_tree: Path, values: dict) -> None:
+    """The lint check above is live: a value the schema rejects is a lint error."""
+    values["global"]["pickspin"]["services"][0]["concurrency"] = -1
+    report = helm.lint(chart_tree, values, with_subcharts=True, namespace="pickspin")
+    assert any("/global/pickspin/services/0/concurrency" in e for e in report["errors"])
 
 
 @pytest.mark.parametrize("chart", ["knative", "keda"])
