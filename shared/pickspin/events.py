@@ -119,6 +119,7 @@ class ServiceStats(_Data):
     latency_seconds: float | None = Field(default=None, description="mean end-to-end latency")
     latency_p50_seconds: float | None = None
     latency_p99_seconds: float | None = None
+    ttft_seconds: float | None = Field(default=None, description="mean time to first token")
     ttft_p50_seconds: float | None = None
     ttft_p99_seconds: float | None = None
     time_per_token_seconds: float | None = Field(
@@ -131,6 +132,9 @@ class ServiceStats(_Data):
     ready_replicas: int | None = None
     running: int | None = Field(default=None, description="requests the backend is serving")
     waiting: int | None = Field(default=None, description="requests queued at the backend")
+    pending: int | None = Field(
+        default=None, description="requests the router holds for this service while it is cold"
+    )
 
 
 class TelemetrySnapshot(_Data):
