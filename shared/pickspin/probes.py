@@ -1,13 +1,20 @@
-"""Look at each backend directly: is its health endpoint answering?"""
+"""Health and replicas of each backend, as `Probe` values for the snapshot.
+
+`BackendProber` asks each backend's health endpoint (no scaler to ask). `ReplicaProber`
+asks a replica source (the Kubernetes API or the local scaler) and falls back to the
+health probes on a tick where that source cannot be read.
+"""
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from pickspin.replicas import ReplicaSource, ReplicaSourceError, probe_from
 from pickspin.settings import Service, Settings
-from pickspin.telemetry import Probe
+from pickspin.telemetry import Probe, ProbeSource
 
 
 class BackendProber:
@@ -35,3 +42,26 @@ class BackendProber:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         self._http.close()
+
+
+class ReplicaProber:
+    """Probes from a replica source: at zero replicas healthy but cold, unknown unhealthy."""
+
+    def __init__(self, settings: Settings, source: ReplicaSource, fallback: ProbeSource,
+                 log: logging.Logger | None = None) -> None:
+        self.settings = settings
+        self.source = source
+        self.fallback = fallback
+        self.log = log or logging.getLogger("pickspin.telemetry")
+
+    def probe_all(self) -> dict[str, Probe]:
+        try:
+            counts = self.source.replicas()
+        except ReplicaSourceError as exc:
+            self.log.warning("health probes this tick, replicas unknown: %s", exc)
+            return self.fallback.probe_all()
+        return {svc.name: probe_from(counts.get(svc.name)) for svc in self.settings.services}
+
+    def close(self) -> None:
+        self.source.close()
+        self.fallback.close()

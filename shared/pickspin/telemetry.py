@@ -1,18 +1,21 @@
-"""Windowed per-service statistics from `inference.completed` events (pure, clock injected).
+"""Per-service statistics for the selector, one `TelemetrySnapshot` per PingSource tick.
 
-The telemetry function keeps one `Window`, adds each completed inference, and on every
-PingSource tick turns it into a `TelemetrySnapshot` for the selector. Backend health and
-replicas come from probes passed in as plain values.
+The telemetry function keeps one `Window` of `inference.completed` events (clock injected).
+`Telemetry.snapshot()` takes the statistics from Prometheus when a `StatsSource` is given
+(`pickspin.promstats`) and from the window otherwise; health and replicas come from a
+`ProbeSource` (health probes or a replica source, `pickspin.probes`) as plain `Probe` values.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from pickspin.events import InferenceCompleted, ServiceStats, TelemetrySnapshot
 from pickspin.scoring import cost_per_query
@@ -61,24 +64,19 @@ class Window:
             recent[name] = kept
         return recent
 
-    def snapshot(self, probes: Mapping[str, Probe] | None = None) -> TelemetrySnapshot:
-        now = self.clock()
-        probes = probes or {}
+    def stats(self) -> dict[str, ServiceStats]:
+        """Statistics of every configured service over the window (no health, no replicas)."""
         with self._lock:
-            recent = self._recent(now)
-        services = {}
-        for svc in self.settings.services:
-            services[svc.name] = self._stats(svc.name, recent.get(svc.name, []),
-                                             probes.get(svc.name, Probe()))
-        return TelemetrySnapshot(generated_at=now, window_seconds=self.seconds,
-                                 services=services)
+            recent = self._recent(self.clock())
+        return {svc.name: self._stats(svc.name, recent.get(svc.name, []))
+                for svc in self.settings.services}
 
-    def _stats(self, name: str, events: list[InferenceCompleted], probe: Probe) -> ServiceStats:
-        base = {"healthy": probe.healthy, "replicas": probe.replicas,
-                "ready_replicas": probe.ready_replicas, "running": probe.running,
-                "waiting": probe.waiting}
+    def snapshot(self, probes: Mapping[str, Probe] | None = None) -> TelemetrySnapshot:
+        return snapshot_of(self.stats(), probes or {}, self.clock(), self.seconds)
+
+    def _stats(self, name: str, events: list[InferenceCompleted]) -> ServiceStats:
         if not events:
-            return ServiceStats(**base)
+            return ServiceStats()
         ok = [e for e in events if e.outcome == "success"]
         latencies = sorted(e.latency_seconds for e in ok)
         ttfts = sorted(e.ttft_seconds for e in ok if e.ttft_seconds is not None)
@@ -86,12 +84,12 @@ class Window:
         decode = [(e.latency_seconds - e.ttft_seconds) / (e.completion_tokens - 1) for e in ok
                   if e.ttft_seconds is not None and e.completion_tokens > 1]
         return ServiceStats(
-            **base,
             requests=len(events),
             rate_per_second=len(events) / self.seconds,
             latency_seconds=mean,
             latency_p50_seconds=quantile(latencies, 0.5) if latencies else None,
             latency_p99_seconds=quantile(latencies, 0.99) if latencies else None,
+            ttft_seconds=sum(ttfts) / len(ttfts) if ttfts else None,
             ttft_p50_seconds=quantile(ttfts, 0.5) if ttfts else None,
             ttft_p99_seconds=quantile(ttfts, 0.99) if ttfts else None,
             time_per_token_seconds=sum(decode) / len(decode) if decode else None,
@@ -99,3 +97,83 @@ class Window:
             cost_per_query=(cost_per_query(self.settings.service(name), mean)
                             if mean is not None else None),
         )
+
+
+def with_probe(stats: ServiceStats, probe: Probe) -> ServiceStats:
+    """The statistics with what the probe saw (its running/waiting only where it saw them)."""
+    update: dict[str, object] = {"healthy": probe.healthy, "replicas": probe.replicas,
+                                 "ready_replicas": probe.ready_replicas}
+    if probe.running is not None:
+        update["running"] = probe.running
+    if probe.waiting is not None:
+        update["waiting"] = probe.waiting
+    return stats.model_copy(update=update)
+
+
+def with_event_fallbacks(measured: ServiceStats, events: ServiceStats) -> ServiceStats:
+    """Prometheus statistics, plus the decode time per token that only events carry."""
+    if measured.time_per_token_seconds is None and events.time_per_token_seconds is not None:
+        return measured.model_copy(
+            update={"time_per_token_seconds": events.time_per_token_seconds})
+    return measured
+
+
+def snapshot_of(stats: Mapping[str, ServiceStats], probes: Mapping[str, Probe], now: float,
+                window_seconds: float) -> TelemetrySnapshot:
+    """Statistics and probes → the snapshot (pure); a service without a probe is healthy."""
+    services = {name: with_probe(s, probes.get(name, Probe())) for name, s in stats.items()}
+    return TelemetrySnapshot(generated_at=now, window_seconds=window_seconds,
+                             services=services)
+
+
+class StatsSource(Protocol):
+    """Windowed statistics per service from elsewhere (`promstats.PrometheusStats`)."""
+
+    window_seconds: float
+
+    def collect(self) -> dict[str, ServiceStats]: ...
+
+
+class ProbeSource(Protocol):
+    """Health and replicas per service (`probes.BackendProber`, `probes.ReplicaProber`)."""
+
+    def probe_all(self) -> dict[str, Probe]: ...
+
+    def close(self) -> None: ...
+
+
+class StatsUnavailable(RuntimeError):
+    """A `StatsSource` could not be read this tick (the events window stands in)."""
+
+
+class Telemetry:
+    """What the telemetry function answers a tick with.
+
+    >>> telemetry = Telemetry(Window(settings), BackendProber(settings))  # doctest: +SKIP
+    >>> telemetry.snapshot().services["gemma-3-27b-vllm"].healthy         # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, window: Window, probes: ProbeSource, stats: StatsSource | None = None,
+                 log: logging.Logger | None = None) -> None:
+        self.window = window
+        self.probes = probes
+        self.stats = stats
+        self.log = log or logging.getLogger("pickspin.telemetry")
+
+    def snapshot(self) -> TelemetrySnapshot:
+        probes = self.probes.probe_all()
+        if self.stats is None:
+            return self.window.snapshot(probes)
+        events = self.window.stats()
+        try:
+            measured = self.stats.collect()
+        except StatsUnavailable as exc:
+            self.log.warning("statistics from events this tick: %s", exc)
+            return self.window.snapshot(probes)
+        merged = {name: with_event_fallbacks(measured.get(name, ServiceStats()), from_events)
+                  for name, from_events in events.items()}
+        return snapshot_of(merged, probes, self.window.clock(), self.stats.window_seconds)
+
+    def close(self) -> None:
+        self.probes.close()
