@@ -11,7 +11,7 @@ import httpx
 from cloudevents.core.v1.event import CloudEvent
 from flask import Request, Response
 
-from pickspin.errors import InvalidEvent, UpstreamError
+from pickspin.errors import InvalidEvent, PickspinError, RelayedError, UpstreamError
 from pickspin.events import EventType, decode, encode
 
 log = logging.getLogger("pickspin.events")
@@ -59,10 +59,8 @@ class EventClient:
             reply = self._http.post(url, content=message.body, headers=message.headers)
         except httpx.HTTPError as exc:
             raise UpstreamError(f"{url} did not answer: {exc}") from None
-        if reply.status_code == 400:
-            raise InvalidEvent(_reason(reply))
         if reply.status_code != 200:
-            raise UpstreamError(f"{url} answered {reply.status_code}: {_reason(reply)}")
+            raise _relayed(url, reply)
         try:
             answer = decode(dict(reply.headers), reply.content)
         except InvalidEvent as exc:
@@ -79,12 +77,18 @@ class EventClient:
         self._http.close()
 
 
-def _reason(reply: httpx.Response) -> str:
+def _relayed(url: str, reply: httpx.Response) -> PickspinError:
+    """A function's error answer, passed on with its own status and code when it is one
+    of ours (the caller's mistake stays a 4xx, no capacity stays a 503)."""
     try:
-        body = reply.json()
-        return str(body.get("error", {}).get("message") or body)
-    except ValueError:
-        return reply.text[:200]
+        error = reply.json()["error"]
+        message, type_, code = str(error["message"]), str(error["type"]), error.get("code")
+    except (ValueError, KeyError, TypeError):
+        return UpstreamError(f"{url} answered {reply.status_code}: {reply.text[:200]}")
+    if reply.status_code < 400 or (reply.status_code >= 500 and reply.status_code != 503):
+        return UpstreamError(f"{url} answered {reply.status_code}: {message}")
+    return RelayedError(message, status=reply.status_code, type_=type_, code=code,
+                        param=error.get("param"))
 
 
 class Emitter:

@@ -82,3 +82,14 @@ class UpstreamError(PickspinError):
     status = 502
     type = "upstream_error"
     code = "function_failed"
+
+
+class RelayedError(PickspinError):
+    """An error another pickspin function answered with, passed on unchanged."""
+
+    def __init__(self, message: str, *, status: int, type_: str, code: str | None,
+                 param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.status = status
+        self.type = type_
+        self.code = code

@@ -98,6 +98,7 @@ class LocalScaler:
             last = self.history[name].last
             out[name] = {
                 "replicas": pool.count, "ready": pool.ready_count, "restarts": pool.restarts,
+                "pids": [r.proc.pid for r in pool.replicas if not r.draining],
                 "last_recovery_seconds": pool.last_recovery_seconds,
                 "reason": last[1].reason.value if last else None,
                 "demand": last[0].demand if last else None,
@@ -204,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prometheus-dir", help="Prometheus folder whose targets/ to update")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.load(args.config)
     asyncio.run(run(settings, Path(args.config), args.prometheus, args.port, Path(args.logs),
                     args.polling, Path(args.prometheus_dir) if args.prometheus_dir else None))
