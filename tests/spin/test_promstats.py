@@ -1,0 +1,129 @@
+"""Prometheus statistics: the PromQL built, answers parsed, and a client injected."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from pickspin.promstats import (
+    PrometheusStats,
+    Stat,
+    expressions,
+    parse_vector,
+    service_stats,
+)
+from pickspin.scoring import cost_per_query
+from pickspin.settings import Settings
+from pickspin.telemetry import StatsUnavailable
+
+
+def sample(value: float | str, **labels: str) -> dict:
+    return {"metric": labels, "value": [1700000000.0, str(value)]}
+
+
+def gemma(value: float | str) -> dict:
+    return sample(value, model="gemma-3-27b", backend="vllm")
+
+
+def test_the_sixty_second_window_reads_the_recording_rules_with_a_raw_fallback():
+    exprs = expressions(60)
+    assert exprs[Stat.RATE].startswith("pickspin:service_arrival_rate:rate1m or (")
+    assert "rate(pickspin_requests_total[60s])" in exprs[Stat.RATE]
+    assert exprs[Stat.LATENCY_MEAN].startswith("pickspin:service_latency_seconds:mean1m or")
+    assert exprs[Stat.TTFT_MEAN].startswith("pickspin:service_ttft_seconds:mean1m or")
+    assert exprs[Stat.PENDING].startswith("pickspin:service_pending_requests:sum or")
+
+
+def test_other_windows_query_the_gateway_metrics_directly():
+    exprs = expressions(300)
+    assert "pickspin:" not in exprs[Stat.RATE] + exprs[Stat.LATENCY_MEAN]
+    assert exprs[Stat.RATE] == "sum by (model, backend) (rate(pickspin_requests_total[300s]))"
+    assert exprs[Stat.TTFT_P99] == ("histogram_quantile(0.99, sum by (model, backend, le) "
+                                    "(rate(pickspin_ttft_seconds_bucket[300s])))")
+    assert exprs[Stat.LATENCY_P50].startswith("histogram_quantile(0.5, ")
+    assert 'outcome="success"' in exprs[Stat.SUCCESS_RATE]
+    assert "increase(pickspin_requests_total[300s])" in exprs[Stat.REQUESTS]
+
+
+def test_parse_vector_keys_by_labels_and_drops_nan_and_inf():
+    parsed = parse_vector([gemma("0.5"), sample("NaN", model="m", backend="b"),
+                           sample("+Inf", model="x", backend="y"), {"metric": {}}])
+    assert parsed == {("gemma-3-27b", "vllm"): 0.5}
+    assert parse_vector([sample(3, service="s")], ("service",)) == {("s",): 3.0}
+
+
+def test_service_stats_from_query_answers(settings: Settings):
+    results = {
+        Stat.REQUESTS: [gemma(29.7)],
+        Stat.RATE: [gemma(0.5)],
+        Stat.SUCCESS_RATE: [gemma(0.45)],
+        Stat.LATENCY_MEAN: [gemma(2.0)],
+        Stat.LATENCY_P50: [gemma(1.8)],
+        Stat.LATENCY_P99: [gemma(4.5)],
+        Stat.TTFT_MEAN: [gemma(0.07)],
+        Stat.TTFT_P50: [gemma(0.06)],
+        Stat.TTFT_P99: [gemma("NaN")],  # too few samples in a bucket: no quantile
+        Stat.INFLIGHT: [sample(3, service="gemma-3-27b-vllm"), sample(0, service="other")],
+        Stat.PENDING: [sample(2, service="gemma-3-27b-vllm")],
+    }
+    stats = service_stats(settings, results, 60)
+    assert set(stats) == {s.name for s in settings.services}
+    s = stats["gemma-3-27b-vllm"]
+    assert s.requests == 30
+    assert s.rate_per_second == 0.5
+    assert s.success_ratio == pytest.approx(0.9)
+    assert (s.latency_seconds, s.latency_p50_seconds, s.latency_p99_seconds) == (2.0, 1.8, 4.5)
+    assert (s.ttft_seconds, s.ttft_p50_seconds, s.ttft_p99_seconds) == (0.07, 0.06, None)
+    assert s.cost_per_query == pytest.approx(
+        cost_per_query(settings.service("gemma-3-27b-vllm"), 2.0))
+    assert (s.running, s.pending) == (3, 2)
+    assert s.time_per_token_seconds is None  # the gateway exports no token counts
+
+
+def test_a_service_without_traffic_has_zero_requests_and_no_latency(settings: Settings):
+    quiet = service_stats(settings, {}, 60)["gemma-3-27b-tgi"]
+    assert (quiet.requests, quiet.rate_per_second) == (0, 0.0)
+    assert quiet.latency_seconds is None and quiet.success_ratio is None
+    assert quiet.cost_per_query is None
+
+
+class FakePrometheus:
+    """Answers each query from a table keyed by the start of the expression."""
+
+    def __init__(self, answers: dict[str, list[dict]], fail: Exception | None = None) -> None:
+        self.answers = answers
+        self.fail = fail
+        self.queries: list[str] = []
+
+    def custom_query(self, query: str) -> list[dict]:
+        self.queries.append(query)
+        if self.fail is not None:
+            raise self.fail
+        return next((v for k, v in self.answers.items() if query.startswith(k)), [])
+
+
+def test_prometheus_stats_runs_every_query_through_the_injected_client(settings: Settings):
+    fake = FakePrometheus({"pickspin:service_arrival_rate:rate1m": [gemma(1.5)],
+                           "pickspin:service_latency_seconds:mean1m": [gemma(0.9)]})
+    stats = PrometheusStats(fake, settings).collect()
+    assert sorted(fake.queries) == sorted(expressions(60).values())
+    assert stats["gemma-3-27b-vllm"].rate_per_second == 1.5
+    assert stats["gemma-3-27b-vllm"].latency_seconds == 0.9
+    assert stats["gemma-3-27b-vllm"].requests == 90  # no increase() answer: rate × window
+
+
+@pytest.mark.parametrize("error", [requests.ConnectionError("refused"), ValueError("bad json")])
+def test_an_unreachable_prometheus_is_reported_as_stats_unavailable(settings, error):
+    fake = FakePrometheus({}, fail=error)
+    with pytest.raises(StatsUnavailable, match="prometheus"):
+        PrometheusStats(fake, settings).collect()
+    assert len(fake.queries) == 1  # the first failure stops the tick's queries
+
+
+def test_connect_builds_a_prometheus_api_client(settings: Settings):
+    stats = PrometheusStats.connect("http://127.0.0.1:1", settings, window_seconds=30)
+    assert type(stats.client).__name__ == "PrometheusConnect"
+    assert stats.client.url == "http://127.0.0.1:1"
+    assert stats.window_seconds == 30
+    with pytest.raises(StatsUnavailable):  # nothing listens on port 1
+        stats.collect()
