@@ -127,3 +127,59 @@ def test_connect_builds_a_prometheus_api_client(settings: Settings):
     assert stats.window_seconds == 30
     with pytest.raises(StatsUnavailable):  # nothing listens on port 1
         stats.collect()
+
+
+@pytest.mark.integration
+def test_statistics_from_a_real_prometheus_scraping_real_gateway_metrics(
+        prometheus, serve_metrics, settings: Settings):
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from pickspin.gateway.metrics import GatewayMetrics
+    from pickspin.local.prometheus import Target, write_targets
+    from tests.spin.conftest import eventually
+
+    metrics = GatewayMetrics(settings, CollectorRegistry())
+    endpoint = serve_metrics(metrics.registry, "/metrics")
+    write_targets(prometheus.folder, "functions", [Target(endpoint.address, endpoint.path,
+                                                          {"job": "gateway"})])
+    metrics.inflight.labels("gemma-3-27b-vllm").set(3)
+    metrics.pending.labels("gemma-3-27b-tgi").set(2)
+    stop = threading.Event()
+
+    def traffic() -> None:  # three successes and one error per round
+        while not stop.is_set():
+            for outcome in ("success", "success", "success", "error"):
+                metrics.requests.labels("gemma-3-27b", "vllm", outcome).inc()
+                metrics.duration.labels("gemma-3-27b", "vllm").observe(0.8)
+                metrics.ttft.labels("gemma-3-27b", "vllm").observe(0.04)
+            stop.wait(0.1)
+
+    worker = threading.Thread(target=traffic, daemon=True)
+    worker.start()
+    source = PrometheusStats.connect(prometheus.url, settings)
+    try:
+        def measured():
+            stats = source.collect()
+            vllm = stats["gemma-3-27b-vllm"]
+            ready = (vllm.rate_per_second > 0 and vllm.latency_seconds is not None
+                     and vllm.ttft_seconds is not None and stats["gemma-3-27b-tgi"].pending)
+            return stats if ready else None
+
+        stats = eventually(measured, timeout=30)
+    finally:
+        stop.set()
+        worker.join()
+    vllm = stats["gemma-3-27b-vllm"]
+    assert vllm.latency_seconds == pytest.approx(0.8)
+    assert 0.5 < vllm.latency_p50_seconds <= 1.0  # the (0.5, 1] bucket
+    assert 0.025 < vllm.ttft_p99_seconds <= 0.05
+    assert vllm.ttft_seconds == pytest.approx(0.04)
+    assert vllm.success_ratio == pytest.approx(0.75, abs=0.05)
+    assert vllm.requests > 0
+    assert vllm.cost_per_query == pytest.approx(
+        cost_per_query(settings.service("gemma-3-27b-vllm"), vllm.latency_seconds))
+    assert vllm.running == 3
+    assert stats["gemma-3-27b-tgi"].pending == 2
+    assert stats["gemma-3-27b-tgi"].requests == 0

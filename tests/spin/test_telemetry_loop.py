@@ -169,3 +169,34 @@ async def test_a_tick_falls_back_to_events_when_prometheus_is_down(start_functio
     stats = reply_event(reply).get_data()["services"][SVC]
     assert stats["requests"] == 1
     assert stats["latency_seconds"] == 3.0
+
+
+@pytest.mark.integration
+async def test_a_tick_reads_a_real_prometheus(start_function, prometheus, serve_metrics,
+                                              settings, local_scaler):
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from pickspin.gateway.metrics import GatewayMetrics
+    from pickspin.local.prometheus import Target, write_targets
+
+    metrics = GatewayMetrics(settings, CollectorRegistry())
+    endpoint = serve_metrics(metrics.registry, "/metrics")
+    write_targets(prometheus.folder, "functions",
+                  [Target(endpoint.address, endpoint.path, {"job": "gateway"})])
+    fn = start_function("telemetry", {"PICKSPIN_PROMETHEUS_URL": prometheus.url,
+                                      "PICKSPIN_REPLICAS_URL": local_scaler})
+    deadline = time.monotonic() + 30
+    while True:
+        metrics.requests.labels("gemma-3-27b", "vllm", "success").inc(5)
+        metrics.duration.labels("gemma-3-27b", "vllm").observe(1.2)
+        reply = await post(fn, sdk_event("dev.knative.sources.ping", {}), "binary")
+        assert reply.status == 200
+        stats = reply_event(reply).get_data()["services"][SVC]
+        if stats["rate_per_second"] > 0 and stats["latency_seconds"] is not None:
+            break
+        assert time.monotonic() < deadline, stats
+        await asyncio.sleep(0.5)
+    assert stats["latency_seconds"] == pytest.approx(1.2)
+    assert stats["healthy"] is True and stats["replicas"] == 0  # from the scaler: cold
