@@ -30,7 +30,8 @@ def test_command_serves_the_model_under_its_alias_on_localhost(tmp_path: Path):
     flags = dict(zip(argv[3::2], argv[4::2], strict=True))
     assert flags == {"--model": str(model), "--model_alias": ALIAS, "--host": "127.0.0.1",
                      "--port": "8123", "--n_ctx": "512", "--n_threads": "1",
-                     "--n_threads_batch": "1", "--chat_format": "gemma"}
+                     "--n_threads_batch": "1", "--chat_format": "gemma",
+                     "--interrupt_requests": "false"}
 
 
 def test_available_names_what_is_missing_and_how_to_install_it():
@@ -106,3 +107,24 @@ def test_models_lists_the_alias_and_streamed_chat_answers(llamacpp):
     tokens = [d for d in deltas if d]
     assert len(tokens) >= 1, deltas
     assert "".join(tokens).strip()
+
+
+@pytest.mark.integration
+def test_concurrent_streams_queue_instead_of_cutting_each_other_short(llamacpp):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def stream(prompt: str) -> tuple[int, str | None]:
+        chunks = client(llamacpp.url).completions.create(
+            model=ALIAS, prompt=prompt, max_tokens=12, temperature=0, stream=True)
+        texts, finish = 0, None
+        for chunk in chunks:
+            if chunk.choices:
+                texts += bool(chunk.choices[0].text)
+                finish = chunk.choices[0].finish_reason or finish
+        return texts, finish
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(stream, ["Once upon a time", "The weather today is"]))
+    for texts, finish in answers:
+        assert finish == "length", answers  # each ran to max_tokens, none was interrupted
+        assert texts >= 2

@@ -6,7 +6,8 @@ text is poor, the latency is real.
 
 What the server offers (llama_cpp/server/app.py, 0.3.x): `/v1/completions`,
 `/v1/chat/completions` (both stream with SSE), `/v1/embeddings`, `/v1/models` and
-`/extras/tokenize|detokenize`. It has **no health endpoint and no Prometheus metrics**:
+`/extras/tokenize|detokenize`. One process generates for one request at a time (a lock
+around the model); the others wait. It has **no health endpoint and no Prometheus metrics**:
 poll `HEALTH_PATH` (`/v1/models`) for readiness — the server loads the model before it
 starts listening, so the first 200 there means it can serve — and take its latency from the
 gateway's `pickspin_*` metrics, not from the backend.
@@ -79,6 +80,9 @@ def llamacpp_command(port: int, *, alias: str, n_ctx: int = 2048, threads: int =
         "--n_threads", str(threads),
         "--n_threads_batch", str(threads),
         "--chat_format", chat_format,
+        # the default cuts a running stream short ([DONE]) when the next request arrives;
+        # queue requests instead (the server runs one at a time: concurrency 1 per process)
+        "--interrupt_requests", "false",
     ]
 
 
