@@ -109,7 +109,8 @@ app.kubernetes.io/component: backend
 {{/*
 Server command and arguments per backend kind: (dict "root" $ "svc" $svc "backend" $b "model" $m).
 vLLM: `vllm serve`; TGI: the image's `text-generation-launcher` entrypoint; TensorRT-LLM:
-`trtllm-serve` (PyTorch backend). Concurrency caps the batch, GPUs set tensor parallelism.
+`trtllm-serve` (PyTorch backend); llama.cpp: the `llama-server` image entrypoint with the
+model's GGUF file. Concurrency caps the batch, GPUs set tensor parallelism.
 */}}
 {{- define "pickspin-keda.serverCommand" -}}
 {{- $dir := include "pickspin-keda.modelDir" (dict "root" .root "model" .model) -}}
@@ -125,7 +126,10 @@ args: {{ concat (list "--model-id" $dir "--hostname" "0.0.0.0" "--port" $port "-
 {{- else if eq .backend.kind "trtllm" -}}
 command: ["trtllm-serve"]
 args: {{ concat (list $dir "--host" "0.0.0.0" "--port" $port "--backend" "pytorch" "--tp_size" $gpus "--max_batch_size" $conc) $extra | toJson }}
+{{- else if eq .backend.kind "llamacpp" -}}
+{{- $file := required (printf "global.pickspin.models: model %q needs a GGUF `file` for llama.cpp" .model.name) .model.file -}}
+args: {{ concat (list "--model" (printf "%s/%s" $dir $file) "--alias" .model.name "--host" "0.0.0.0" "--port" $port "--parallel" $conc "--n-gpu-layers" "999" "--metrics") $extra | toJson }}
 {{- else -}}
-{{- fail (printf "global.pickspin.backends: unknown kind %q for backend %q (vllm, tgi or trtllm)" .backend.kind .backend.name) -}}
+{{- fail (printf "global.pickspin.backends: unknown kind %q for backend %q (vllm, tgi, trtllm or llamacpp)" .backend.kind .backend.name) -}}
 {{- end -}}
 {{- end -}}

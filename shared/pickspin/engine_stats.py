@@ -67,6 +67,12 @@ NAMES: dict[BackendKind, _Names] = {
         e2e="trtllm_e2e_request_latency_seconds",
         success="trtllm_request_success",
     ),
+    # llama-server --metrics: busy and deferred requests, KV-cache use; no latency histograms
+    BackendKind.LLAMACPP: _Names(
+        running=("llamacpp:requests_processing",),
+        waiting=("llamacpp:requests_deferred",),
+        kv_cache_usage=("llamacpp:kv_cache_usage_ratio",),
+    ),
 }
 
 

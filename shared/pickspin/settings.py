@@ -116,6 +116,8 @@ class Model(_Model):
     tier: Literal["small", "medium", "large"]
     # -- Hugging Face id of the weights a real backend loads
     hf_id: str = ""
+    # -- file to load from the weights repo, for single-file formats (GGUF for llama.cpp)
+    file: str = ""
     # -- quality(L, k): expected answer quality of this model per complexity class, in [0, 1]
     quality: dict[Literal["low", "medium", "high"], float]
 

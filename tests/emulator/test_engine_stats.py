@@ -67,6 +67,10 @@ def test_emulator_text_round_trips(kind: BackendKind) -> None:
                                  generation_tokens=10, finish_reason="length")
     stats = EngineStats.from_scrape(kind, metrics.render().decode())
     assert (stats.running, stats.waiting) == (3.0, 2.0)
+    if kind is BackendKind.LLAMACPP:  # llama-server exports no latency or success series
+        assert stats.success_count is None and stats.e2e_count is None
+        assert stats.kv_cache_usage == 0.75
+        return
     assert stats.success_count == 2.0
     assert (stats.e2e_count, stats.e2e_sum) == (2.0, pytest.approx(3.0))
     if kind is BackendKind.TGI:

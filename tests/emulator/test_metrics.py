@@ -28,11 +28,17 @@ EXPECTED = {
         "trtllm_num_requests_running", "trtllm_num_requests_waiting",
         "trtllm_request_success_total",
     },
+    BackendKind.LLAMACPP: {
+        "llamacpp:prompt_tokens_total", "llamacpp:tokens_predicted_total",
+        "llamacpp:requests_processing", "llamacpp:requests_deferred",
+        "llamacpp:kv_cache_usage_ratio",
+    },
 }
 LABELS = {
     BackendKind.VLLM: {"model_name": "qwen-3-235b", "engine": "0"},
     BackendKind.TGI: {},
     BackendKind.TRTLLM: {"model_name": "qwen-3-235b", "engine_type": "trtllm"},
+    BackendKind.LLAMACPP: {},
 }
 
 

@@ -18,7 +18,7 @@ def test_the_chart_values_load_with_the_paper_profiles(settings):
     for name, (a, lam, mu) in paper.items():
         w = settings.profile(name).weights
         assert (w.relevance, w.latency, w.cost) == (a, lam, mu)
-    assert {s.backend for s in settings.services} == {"vllm", "tgi", "trtllm"}
+    assert {s.backend for s in settings.services} == {"vllm", "tgi", "trtllm", "llamacpp"}
 
 
 def test_bad_config_fails_with_every_problem_listed(tmp_path):

@@ -114,7 +114,9 @@ class EmulatorApp:
             elif path in self.health_paths:
                 if not self.ready:
                     raise self._loading()
-                await _send_json(send, 200, {"status": "ok"})
+                # a server whose readiness is its model list (llama.cpp) still lists models
+                body = self._model_list() if path == "/v1/models" else {"status": "ok"}
+                await _send_json(send, 200, body)
             elif path in self.metrics_paths:
                 await _send(send, 200, self.metrics.render(), self.metrics.content_type)
             elif path == "/v1/models":

@@ -196,10 +196,47 @@ class TrtllmMetrics(EngineMetrics):
         self.queue_time.observe(queued)
 
 
+class LlamaCppMetrics(EngineMetrics):
+    """llama.cpp's `llama-server --metrics` (tools/server): no labels, `llamacpp:` prefix,
+    no latency histograms — only token and busy-slot counters and gauges."""
+
+    kind = BackendKind.LLAMACPP
+
+    def __init__(self, model_name: str, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(model_name, registry)
+        reg = self.registry
+        self.prompt_tokens = Counter("llamacpp:prompt_tokens", "Number of prompt tokens "
+                                     "processed.", registry=reg)
+        self.predicted = Counter("llamacpp:tokens_predicted", "Number of generation tokens "
+                                 "processed.", registry=reg)
+        self.processing = Gauge("llamacpp:requests_processing", "Number of requests "
+                                "processing.", registry=reg)
+        self.deferred = Gauge("llamacpp:requests_deferred", "Number of requests deferred.",
+                              registry=reg)
+        self.kv_cache = Gauge("llamacpp:kv_cache_usage_ratio", "KV-cache usage. 1 means 100 "
+                              "percent usage.", registry=reg)
+
+    def set_load(self, running: int, waiting: int, capacity: int) -> None:
+        self.processing.set(running)
+        self.deferred.set(waiting)
+        self.kv_cache.set(running / capacity)
+
+    def request_finished(self, *, ttft: float, e2e: float, queued: float, prompt_tokens: int,
+                         generation_tokens: int, finish_reason: str) -> None:
+        self.prompt_tokens.inc(prompt_tokens)
+        self.predicted.inc(generation_tokens)
+
+    def render(self) -> bytes:
+        return b"".join(line.encode() for line in
+                        generate_latest(self.registry).decode().splitlines(keepends=True)
+                        if "_created" not in line)
+
+
 METRICS: dict[BackendKind, type[EngineMetrics]] = {
     BackendKind.VLLM: VllmMetrics,
     BackendKind.TGI: TgiMetrics,
     BackendKind.TRTLLM: TrtllmMetrics,
+    BackendKind.LLAMACPP: LlamaCppMetrics,
 }
 
 
