@@ -32,6 +32,11 @@ def _up(args: argparse.Namespace) -> int:
     stack = up(args.config, _state_dir(args.state_dir), services=services,
                tick_seconds=args.tick, scale=not args.always_on)
     endpoint = stack.endpoint
+    from pickspin.local.llamacpp import available
+
+    missing = available()
+    if missing and not args.always_on:
+        print(f"  note   llama.cpp services run emulated: {missing}")
     print(f"\npickspin is up. OpenAI-compatible endpoint: {endpoint}")
     print("try it:\n"
           f"  curl -s {endpoint}/chat/completions -H 'content-type: application/json' \\\n"

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from pickspin.emulator.launch import emulator_command
+from pickspin.local import llamacpp
 from pickspin.local.pool import ServicePool
 from pickspin.local.processes import Proc, spawn
 from pickspin.local.prometheus import Target, write_targets
@@ -82,11 +84,14 @@ class LocalScaler:
             h.last = (obs, decision)
             await pool.scale_to(decision.replicas)
 
-    def targets(self, settings: Settings) -> list[Target]:
-        """Every live replica's metrics endpoint, for Prometheus' file discovery."""
+    def targets(self, settings: Settings, real: frozenset[BackendKind]) -> list[Target]:
+        """Every live replica's metrics endpoint, for Prometheus' file discovery (the local
+        llama.cpp server has none: the gateway's metrics stand for it)."""
         found = []
         for name, pool in self.pools.items():
             backend = settings.backend(settings.service(name).backend)
+            if backend.kind in real:
+                continue
             found += [Target(f"127.0.0.1:{r.port}", backend.metrics_path,
                              {"job": "backend", "service": name, "backend": backend.kind.value})
                       for r in pool.replicas if not r.draining]
@@ -141,17 +146,21 @@ async def serve_status(scaler: LocalScaler, port: int) -> asyncio.Server:
     return await asyncio.start_server(handle, "127.0.0.1", port)
 
 
-def launcher_for(settings: Settings, config: Path, logs: Path) -> Callable[[str, int], Proc]:
-    """Start one replica of a service: llama.cpp for kind llamacpp, else the emulator."""
-    from pickspin.emulator.launch import emulator_command
+def real_kinds() -> frozenset[BackendKind]:
+    """Backend kinds this machine runs for real rather than emulated."""
+    return frozenset({BackendKind.LLAMACPP}) if llamacpp.available() is None else frozenset()
+
+
+def launcher_for(settings: Settings, config: Path, logs: Path,
+                 real: frozenset[BackendKind]) -> Callable[[str, int], Proc]:
+    """Start one replica of a service: the real server for a kind in `real`, else the
+    emulator with the service's emulation profile."""
 
     def launch(service: str, port: int) -> Proc:
         svc = settings.service(service)
         backend = settings.backend(svc.backend)
-        if backend.kind == BackendKind.LLAMACPP:
-            from pickspin.local.llamacpp import llamacpp_command
-
-            argv = llamacpp_command(port, alias=svc.model)
+        if backend.kind in real:
+            argv = llamacpp.llamacpp_command(port, alias=svc.model)
         else:
             argv = emulator_command(service, port, config)
         return spawn(f"{service}-{port}", "replica", argv, env={}, cwd=None, log_dir=logs,
@@ -163,7 +172,8 @@ def launcher_for(settings: Settings, config: Path, logs: Path) -> Callable[[str,
 async def run(settings: Settings, config: Path, prometheus: str, status_port: int,
               logs: Path, polling: int, prometheus_dir: Path | None = None) -> None:
     objects = load(settings, prometheus, polling)
-    launch = launcher_for(settings, config, logs)
+    real = real_kinds()
+    launch = launcher_for(settings, config, logs, real)
     pools = {
         name: ServicePool(name, int(urlsplit(settings.service(name).endpoint).port or 0),
                           settings.backend(settings.service(name).backend).health_path, launch)
@@ -182,7 +192,7 @@ async def run(settings: Settings, config: Path, prometheus: str, status_port: in
             while not stopping.is_set():
                 await scaler.poll()
                 if prometheus_dir is not None:
-                    write_targets(prometheus_dir, "backends", scaler.targets(settings))
+                    write_targets(prometheus_dir, "backends", scaler.targets(settings, real))
                 # pool.check between polls so readiness shows up quickly
                 for _ in range(max(1, int(polling / 0.25))):
                     if stopping.is_set():

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import yaml
 
-from pickspin.emulator.launch import emulator_command
 from pickspin.errors import ConfigError
 from pickspin.local.processes import Proc, free_port, pid_alive, python, spawn, stop, wait_http
 from pickspin.local.prometheus import Target, start_prometheus, write_config, write_targets
+from pickspin.local.scaler import launcher_for, real_kinds
 from pickspin.policy import scaling_for
 from pickspin.settings import Settings
 
@@ -135,16 +135,16 @@ def _start_scaler(config: Path, prometheus: str, prom_dir: Path, logs: Path) -> 
 
 def _start_backends(runtime: Settings, ports: dict[str, int], config: Path, prom_dir: Path,
                     logs: Path) -> list[Proc]:
-    """One emulated replica per service, always on (no scaler)."""
+    """One replica per service, always on (no scaler): the same launcher the scaler uses."""
+    real = real_kinds()
+    launch = launcher_for(runtime, config, logs, real)
     procs, targets = [], []
     for svc in runtime.services:
         backend = runtime.backend(svc.backend)
-        port = ports[svc.name]
-        procs.append(spawn(svc.name, "backend", emulator_command(svc.name, port, config),
-                           env={}, cwd=None, log_dir=logs, port=port,
-                           health=backend.health_path))
-        targets.append(Target(f"127.0.0.1:{port}", backend.metrics_path,
-                              {"job": "backend", "service": svc.name}))
+        procs.append(launch(svc.name, ports[svc.name]))
+        if backend.kind not in real:
+            targets.append(Target(f"127.0.0.1:{ports[svc.name]}", backend.metrics_path,
+                                  {"job": "backend", "service": svc.name}))
     write_targets(prom_dir, "backends", targets)
     return procs
 
