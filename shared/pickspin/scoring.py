@@ -27,8 +27,8 @@ class ServiceView:
 
     @property
     def warm(self) -> bool:
-        """Cold means known to be at zero replicas; unknown counts as warm."""
-        return self.stats.replicas is None or self.stats.replicas > 0
+        """Cold: known to have no replica, or none ready yet (starting); unknown is warm."""
+        return self.stats.replicas != 0 and self.stats.ready_replicas != 0
 
     @property
     def has_capacity(self) -> bool:

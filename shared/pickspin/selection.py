@@ -90,10 +90,15 @@ def select(
         views = [v for v in views if v.model.name == model]
         if not views:
             raise ModelNotFound(f"the model {model!r} does not exist", param="model")
-    candidates = [v for v in views if v.eligible and v.service.name not in exclude]
+    allowed = [v for v in views if v.service.name not in exclude]
+    # Algorithm 2 takes healthy services with free capacity; when every healthy one is
+    # full, the request queues at one of them rather than failing (the demand it adds is
+    # what scales the service out).
+    candidates = ([v for v in allowed if v.eligible]
+                  or [v for v in allowed if v.stats.healthy])
     if not candidates:
         raise NoCandidate(
-            "no healthy service with free capacity can take this request"
+            "no healthy service can take this request"
             + (f" for model {model!r}" if model else "")
         )
     weights = settings.profile(profile_name).weights

@@ -173,10 +173,12 @@ def test_a_burst_scales_by_littles_law_and_no_request_is_lost(spin, settings):
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    with ThreadPoolExecutor(8) as pool:
-        sent = sum(pool.map(lambda _: worker(), range(8)))
-    stop.set()
-    watcher.join()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            sent = sum(pool.map(lambda _: worker(), range(8)))
+    finally:
+        stop.set()
+        watcher.join()
     peak = max(s["replicas"] for s in samples)
     assert peak >= 2, samples
     for s in samples:

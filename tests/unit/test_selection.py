@@ -65,6 +65,14 @@ def test_unhealthy_and_full_services_are_not_candidates(settings):
         assert select(settings, {best: stats}, LOW).chosen.service != best
 
 
+def test_when_every_healthy_service_is_full_the_request_queues_instead_of_failing(settings):
+    llama = [s for s in settings.services if s.model == "llama-3-70b"]
+    full = {s.name: ServiceStats(replicas=1, running=s.concurrency) for s in llama}
+    decision = select(settings, full, HIGH, model="llama-3-70b")
+    assert decision.chosen.model == "llama-3-70b"
+    assert len(decision.runners_up) == len(llama) - 1
+
+
 def test_a_cold_service_pays_its_cold_start_in_latency(settings):
     best = select(settings, {}, LOW, profile="speed").chosen
     cold = select(settings, {best.service: ServiceStats(replicas=0)}, LOW, profile="speed")

@@ -99,4 +99,6 @@ def stop(proc: Proc, grace: float = 5.0) -> None:
                 os.waitpid(proc.pid, os.WNOHANG)
             time.sleep(0.05)
         if not proc.alive():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(proc.pid, os.WNOHANG)  # reap it if it was our child
             return

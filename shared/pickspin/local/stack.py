@@ -20,11 +20,13 @@ from pickspin.local.processes import Proc, free_port, pid_alive, python, spawn, 
 from pickspin.local.prometheus import Target, start_prometheus, write_config, write_targets
 from pickspin.local.scaler import launcher_for, real_kinds
 from pickspin.policy import scaling_for
-from pickspin.settings import Settings
+from pickspin.settings import BackendKind, Settings
 
 REPO = Path(__file__).resolve().parents[3]
 FUNCTIONS = ("classifier", "selector", "telemetry", "gateway")
 STATE_FILE = "state.json"
+# Requests llama-cpp-python's server generates for at once (it queues the rest).
+LOCAL_SERVER_CONCURRENCY = 1
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ def up(
     state_dir.mkdir(parents=True, exist_ok=True)
     logs = state_dir / "logs"
     ports = {s.name: free_port() for s in chosen.services}
-    runtime = local_settings(chosen, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()})
+    runtime = local_settings(chosen, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()},
+                             real_kinds())
     config = state_dir / "pickspin.yaml"
     config.write_text(yaml.safe_dump({"global": {"pickspin": runtime.dump()}}, sort_keys=False))
     prom_dir = state_dir / "prometheus"
@@ -113,15 +116,20 @@ def up(
     return stack
 
 
-def local_settings(settings: Settings, endpoints: dict[str, str]) -> Settings:
-    """The run's settings: local endpoints, and the cold start this machine really has
-    (the emulated one), so warm-aware routing weighs what it will actually wait for."""
-    services = tuple(
-        s.model_copy(update={"cold_start_seconds": s.emulation.cold_start_seconds})
-        if s.emulation is not None else s
-        for s in settings.with_endpoints(endpoints).services
-    )
-    return settings.model_copy(update={"services": services})
+def local_settings(settings: Settings, endpoints: dict[str, str],
+                   real: frozenset[BackendKind] = frozenset()) -> Settings:
+    """The run's settings describe this machine: local endpoints, the cold start a local
+    backend really has (the emulated one), and for a real local server its real capacity
+    (llama-cpp-python's server answers one request at a time)."""
+    services = []
+    for s in settings.with_endpoints(endpoints).services:
+        update: dict[str, object] = {}
+        if s.emulation is not None:
+            update["cold_start_seconds"] = s.emulation.cold_start_seconds
+        if settings.backend(s.backend).kind in real:
+            update["concurrency"] = LOCAL_SERVER_CONCURRENCY
+        services.append(s.model_copy(update=update))
+    return settings.model_copy(update={"services": tuple(services)})
 
 
 def _start_scaler(config: Path, prometheus: str, prom_dir: Path, logs: Path) -> Proc:
