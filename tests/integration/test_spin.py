@@ -17,6 +17,7 @@ import pytest
 import yaml
 from openai import OpenAI
 
+from pickspin.local.demo import quick_spin_values
 from pickspin.local.stack import Stack, down, up
 from tests.conftest import VALUES
 
@@ -30,11 +31,10 @@ PROVE = "Prove that there are infinitely many prime numbers"
 def spin_values() -> dict:
     """The default values cut down to three services with short cooldowns, so a test can
     watch scale-to-zero: two warm-pool small services and one large one at zero."""
-    data = yaml.safe_load(VALUES.read_text())
+    data = quick_spin_values(yaml.safe_load(VALUES.read_text()), (SMALL_A, SMALL_B, LARGE),
+                             cooldown_seconds=COOLDOWN, warm_pool={"small": 1},
+                             max_cold_wait_seconds=30)
     ps = data["global"]["pickspin"]
-    ps["models"] = [m for m in ps["models"] if m["name"] in ("gemma-3-27b", "qwen-3-235b")]
-    ps["services"] = [s for s in ps["services"]
-                      if f"{s['model']}-{s['backend']}" in (SMALL_A, SMALL_B, LARGE)]
     for s in ps["services"]:
         s["emulation"].update(ttftMsMedian=30, ttftMsP99=60, tokensPerSecond=100)
         if s["model"] == "qwen-3-235b":
@@ -42,10 +42,6 @@ def spin_values() -> dict:
             s["emulation"].update(coldStartSeconds=1.5, maxConcurrency=2)
         else:
             s["emulation"].update(coldStartSeconds=0.5)
-    for profile in ps["profiles"].values():
-        profile["scaling"].update(cooldownSeconds=COOLDOWN, scaleDownStabilizationSeconds=2,
-                                  warmPool={"small": 1, "medium": 0, "large": 0},
-                                  targetUtilization=0.5, maxColdWaitSeconds=30)
     ps["profiles"]["quality"]["scaling"]["coldStart"] = "hold"
     ps["profiles"]["quality-now"] = {
         "weights": dict(ps["profiles"]["quality"]["weights"]),
