@@ -34,6 +34,8 @@ def test_stand_ins_follow_the_tier_map_with_overrides():
     assert stand_in("llama-3-70b", "medium", "mmlu_pro") == TIER_MAPS["mmlu_pro"].medium
     assert stand_in("deepseek-r1", "large", "mmlu_pro") == "gemini-1.5-pro-002"
     assert stand_in("qwen-3-235b", "large", "mmlu_pro") == "gemini-1.5-flash-002"
+    assert stand_in("gemma-3-270m", "small", "mmlu_pro") == "Llama-2-7b-hf"
+    assert stand_in("gemma-3-270m", "small", "routerbench") is None
 
 
 def test_split_is_deterministic_and_roughly_proportioned():
@@ -63,7 +65,8 @@ def _example(key: str, scores: dict[str, float]) -> Example:
 def test_quality_is_never_estimated_on_test_rows(settings: Settings):
     keys = [f"k{i}" for i in range(200)]
     test_key = next(k for k in keys if split_of(k) == "test")
-    scores = {m: 1.0 for m in [*TIER_MAPS["mmlu_pro"].models, "gemini-1.5-flash-002"]}
+    scores = {m: 1.0 for m in [*TIER_MAPS["mmlu_pro"].models, "gemini-1.5-flash-002",
+                               "Llama-2-7b-hf"]}
     with pytest.raises(ValueError, match="evaluation"):
         estimate_quality(settings, [_example(test_key, scores)], [(1.0, 0.0, 0.0)])
     dev_key = next(k for k in keys if split_of(k) == "dev")

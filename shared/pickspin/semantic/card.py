@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pickspin.semantic.data import DEV_BUCKETS, TEST_BUCKETS
-from pickspin.semantic.labels import PROXY_CAPS, PROXY_RULES, TIER_MAPS
+from pickspin.semantic.labels import PROXY_CAPS, PROXY_RULES, STAND_IN_OVERRIDES, TIER_MAPS
 from pickspin.semantic.runtime import ModelConfig
 from pickspin.settings import COMPLEXITY_CLASSES
 
@@ -48,7 +48,11 @@ def render_card(cfg: ModelConfig, history: Sequence[Mapping[str, float]], best_e
         "tier whose stand-in answered correctly; none correct → high. Tier map:", ""]
     lines += [f"- `{s}`: small = `{m.small}`, medium = `{m.medium}`, large = `{m.large}` — "
               f"{m.note}" for s, m in TIER_MAPS.items()]
-    lines += ["", "**Proxy labels** where no per-model outcome exists (hash-ordered subset "
+    lines += ["", "Configured models and their stand-ins for the quality table: each model is "
+              "represented by its tier's labelled model, except " + "; ".join(
+                  f"`{m}`: " + ", ".join(f"{src} → {who or 'none'}" for src, who in o.items())
+                  for m, o in STAND_IN_OVERRIDES.items()) + ".",
+              "", "**Proxy labels** where no per-model outcome exists (hash-ordered subset "
               "per benchmark, cap in brackets):", ""]
     lines += [f"- {b} [{PROXY_CAPS.get(b)}]: {rule}" for b, rule in PROXY_RULES.items()]
     lines += [
@@ -83,14 +87,30 @@ def _metrics(ev: Mapping[str, Any]) -> list[str]:
     out += ["", "Semantic accuracy per benchmark: " +
             ", ".join(f"{b} {v:.3f}" for b, v in sem.items()) + ".", "",
             "Routing quality on held-out rows with real outcomes (policy: argmax R̂ − λ·cost, "
-            "swept over λ; costs relative, always-large = 1):", "",
+            "swept over λ; quality(L, k) from dev rows; costs relative, always-large = 1: "
+            + ", ".join(f"{t} {c:.3f}" for t, c in ev["tier_costs"].items())
+            + "; RouterBench rows use their real dollar cost):", "",
             "| set | router | APGR | random-mix APGR | cost to reach large's accuracy | "
-            "min margin over random mix |", "|---|---|---|---|---|---|"]
+            "cost for 50 % / 80 % of the gap (random mix) | best accuracy | "
+            "min margin over random mix | small / medium / large / oracle |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for source, by_router in ev["routing"].items():
         for name, q in by_router.items():
             reach = q["cost_to_match_large"]
             out.append(f"| {source} | {name} | {q['apgr']:.3f} | {q['random_mix_apgr']:.3f} | "
                        f"{'not reached' if reach is None else f'{100 * reach:.1f} %'} | "
-                       f"{q['min_margin_over_random_mix']:+.3f} |")
+                       f"{_gap(q)} | "
+                       f"{q['best_accuracy']:.3f} | {q['min_margin_over_random_mix']:+.3f} | "
+                       f"{q['always_small']:.3f} / {q['always_medium']:.3f} / "
+                       f"{q['always_large']:.3f} / {q['oracle'][1]:.3f} |")
     out += ["", "Full report: `pickspin replay --out reports/routing` (Markdown + PNG + JSON)."]
     return out
+
+
+def _pct(x: float | None) -> str:
+    return "not reached" if x is None else f"{100 * x:.1f} %"
+
+
+def _gap(q: Mapping[str, Any]) -> str:
+    r, m = q["cost_to_recover_50_80_pct_of_gap"], q["random_mix_cost_to_recover_50_80_pct_of_gap"]
+    return f"{_pct(r[0])} / {_pct(r[1])} ({_pct(m[0])} / {_pct(m[1])})"

@@ -55,8 +55,8 @@ def train(argv: list[str]) -> int:
                    help="fp32 checkpoint + ONNX (not shipped)")
     p.add_argument("--base-model", default=None,
                    help="pretrained DistilBERT to fine-tune (local path or hub id)")
-    for name in ("epochs", "batch_size", "max_length", "vocab_size", "layers", "dim", "heads",
-                 "hidden_dim", "seed", "threads"):
+    for name in ("epochs", "patience", "batch_size", "max_length", "vocab_size", "layers",
+                 "dim", "heads", "hidden_dim", "seed", "threads"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 2e-5 with --base-model, else 5e-4)")
@@ -70,7 +70,8 @@ def train(argv: list[str]) -> int:
 
     cfg = TrainConfig(
         data_dir=a.data, out_dir=a.out, work_dir=a.work_dir, base_model=a.base_model,
-        epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr, max_length=a.max_length,
+        epochs=a.epochs, patience=a.patience, batch_size=a.batch_size, learning_rate=a.lr,
+        max_length=a.max_length,
         vocab_size=a.vocab_size, layers=a.layers, dim=a.dim, heads=a.heads,
         hidden_dim=a.hidden_dim, seed=a.seed, threads=a.threads, limit_rows=a.limit_rows,
         limit_steps=a.limit_steps)

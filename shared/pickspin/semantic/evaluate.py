@@ -11,7 +11,7 @@ averaged over a uniform cost grid from always-small to always-large cost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +64,10 @@ class RoutingQuality:
     best_accuracy: float
     min_margin_over_random: float
     share_above_random: float
+    # relative cost (always-large = 1) to recover 50 % / 80 % of the small→large gap (RouteLLM's
+    # call-performance thresholds), for the router and for the random mix
+    cost_at_gap: tuple[float | None, float | None] = (None, None)
+    random_cost_at_gap: tuple[float | None, float | None] = (None, None)
 
 
 def policy(probs: np.ndarray, quality: np.ndarray, costs: np.ndarray, lam: float) -> np.ndarray:
@@ -97,6 +101,15 @@ def _curve_accuracy(curve: Sequence[Point], cost: float) -> float:
     return float(np.interp(cost, xs, ys))
 
 
+def cost_for(accuracy_at: Callable[[float], float], target: float, low: float,
+             high: float) -> float | None:
+    """Smallest cost in [low, high] at which `accuracy_at` reaches `target` (grid search)."""
+    for cost in np.linspace(low, high, 1001):
+        if accuracy_at(float(cost)) >= target - 1e-12:
+            return float(cost)
+    return None
+
+
 def routing_quality(router: str, probs: np.ndarray, correct: np.ndarray, costs: np.ndarray,
                     quality: np.ndarray) -> RoutingQuality:
     """probs n×3 (classes), correct n×3 (tiers, 0/1), costs n×3 (tiers), quality 3×3."""
@@ -123,10 +136,20 @@ def routing_quality(router: str, probs: np.ndarray, correct: np.ndarray, costs: 
     reach = [p.cost for p in curve if p.accuracy >= large.accuracy]
     inside = [p for p in curve if small.cost < p.cost < large.cost]
     margins = [p.accuracy - random_mix(tiers, p.cost) for p in inside]
+    targets = [small.accuracy + g * gap for g in (0.5, 0.8)]
+
+    def rel(c: float | None) -> float | None:
+        return None if c is None else c / large.cost
+
+    router_at = [rel(cost_for(lambda c: _curve_accuracy(curve, c), t, small.cost, large.cost))
+                 for t in targets]
+    mix_at = [rel(cost_for(lambda c: random_mix(tiers, c), t, small.cost, large.cost))
+              for t in targets]
     return RoutingQuality(
         router, curve, tiers[0], tiers[1], tiers[2], oracle, apgr, mix_apgr,
         (min(reach) / large.cost) if reach else None,
         max(p.accuracy for p in curve),
         min(margins) if margins else 0.0,
         float(np.mean([m > 0 for m in margins])) if margins else 0.0,
+        (router_at[0], router_at[1]), (mix_at[0], mix_at[1]),
     )

@@ -54,19 +54,28 @@ TIER_MAPS: Mapping[str, TierMap] = {
     ),
 }
 
-# Configured models whose stand-in is not their tier's model in a source (two large models
-# are configured; the weaker one is represented by the second-strongest labelled model).
-STAND_IN_OVERRIDES: Mapping[str, Mapping[str, str]] = {
+# Configured models whose stand-in is not their tier's model in a source. Two large models
+# are configured: the strongest (deepseek-r1) is represented by the tier's model, the other by
+# the second-strongest labelled model. Gemma 3 270M is far below every labelled model; the
+# weakest MMLU-Pro run (Llama-2-7B, 18 %) stands in, so its figures are an upper bound, and
+# the other sources (no model that weak) are left out (None).
+STAND_IN_OVERRIDES: Mapping[str, Mapping[str, str | None]] = {
     "qwen-3-235b": {"mmlu_pro": "gemini-1.5-flash-002", "routerbench": "zero-one-ai/Yi-34B-Chat"},
+    "gemma-3-270m": {"mmlu_pro": "Llama-2-7b-hf", "routerbench": None, "gsm8k": None},
 }
 
 
-def stand_in(model: str, tier: str, source: str) -> str:
+def stand_in(model: str, tier: str, source: str) -> str | None:
     """The labelled model that represents configured `model` (of `tier`) in `source`."""
-    override = STAND_IN_OVERRIDES.get(model, {}).get(source)
-    if override:
-        return override
+    overrides = STAND_IN_OVERRIDES.get(model, {})
+    if source in overrides:
+        return overrides[source]
     return TIER_MAPS[source].models[TIERS.index(tier)]
+
+
+def represented_by_tier(model: str) -> bool:
+    """True when the tier's own stand-ins represent `model` (it has no override)."""
+    return model not in STAND_IN_OVERRIDES
 
 
 def label_from_outcomes(correct: Sequence[bool]) -> str:

@@ -21,7 +21,7 @@ from pickspin.semantic.evaluate import (
     routing_quality,
 )
 from pickspin.semantic.hybrid import combine
-from pickspin.semantic.labels import TIER_MAPS
+from pickspin.semantic.labels import TIER_MAPS, represented_by_tier
 from pickspin.semantic.quality import QualityTable, estimate_quality, tier_quality
 from pickspin.semantic.runtime import SemanticRouter
 from pickspin.settings import COMPLEXITY_CLASSES, TIERS, Settings
@@ -50,9 +50,12 @@ class Evaluation:
 
 
 def tier_costs(settings: Settings) -> dict[str, float]:
-    """Relative cost per tier: the cheapest service's GPU-hour price in that tier, large = 1."""
+    """Relative cost per tier, large = 1: the cheapest service's GPU-hour price among the
+    configured models the tier's stand-ins represent (models with an override are not)."""
     per_tier: dict[str, float] = {}
     for svc in settings.services:
+        if not represented_by_tier(svc.model):
+            continue
         tier = settings.model(svc.model).tier
         price = svc.gpus * svc.cost_per_gpu_hour
         per_tier[tier] = min(per_tier.get(tier, price), price)
@@ -165,6 +168,9 @@ def summary(ev: Evaluation) -> dict[str, Any]:
                 "cost_to_match_large": None if q.cost_to_match_large is None
                 else round(q.cost_to_match_large, 4),
                 "best_accuracy": round(q.best_accuracy, 4),
+                "cost_to_recover_50_80_pct_of_gap": [_r(c) for c in q.cost_at_gap],
+                "random_mix_cost_to_recover_50_80_pct_of_gap":
+                    [_r(c) for c in q.random_cost_at_gap],
                 "min_margin_over_random_mix": round(q.min_margin_over_random, 4),
                 "share_of_points_above_random_mix": round(q.share_above_random, 4),
                 "always_small": round(q.small.accuracy, 4),
@@ -173,3 +179,7 @@ def summary(ev: Evaluation) -> dict[str, Any]:
                 "oracle": [round(q.oracle.cost, 4), round(q.oracle.accuracy, 4)],
             }
     return out
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)

@@ -49,7 +49,8 @@ def estimate_quality(settings: Settings, examples: Sequence[Example],
         raise ValueError("quality must not be estimated on evaluation (test) rows")
     table: QualityTable = {}
     for model in settings.models:
-        stand_ins = {src: stand_in(model.name, model.tier, src) for src in TIER_MAPS}
+        chosen = {src: stand_in(model.name, model.tier, src) for src in TIER_MAPS}
+        stand_ins = {src: m for src, m in chosen.items() if m}
         table[model.name] = weighted_quality(_rows_for(stand_ins, examples, probs))
     return table
 

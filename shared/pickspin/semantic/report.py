@@ -93,17 +93,21 @@ def markdown(ev: Evaluation, data: dict[str, Any]) -> str:
     lines += ["", f"Hybrid left {100 * ev.hybrid_share_keyword:.1f} % of test prompts to the "
               "keyword verdict.", "", f"![confusion matrices]({CONFUSION_PNG})", "",
               "## Routing quality (held-out rows with real per-model outcomes)", "",
-              "Tier costs (relative, from the values file's cheapest service per tier): " +
+              "Tier costs (relative; the cheapest service's GPU-hour price among the "
+              "configured models each tier's stand-ins represent): " +
               ", ".join(f"{t} {c:.2f}" for t, c in ev.tier_costs.items()) +
               "; RouterBench rows use their real per-prompt dollar cost.", "",
               "| set | router | APGR | random-mix APGR | cost to reach always-large accuracy "
-              "| best accuracy | min margin over random mix | small / medium / large / oracle |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| cost for 50 % / 80 % of the gap (random mix) | best accuracy "
+              "| min margin over random mix | small / medium / large / oracle |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for source, by_router in ev.routing.items():
         for name, q in by_router.items():
             lines.append(
                 f"| {source} | {name} | {q.apgr:.3f} | {q.random_mix_apgr:.3f} | "
-                f"{_pct(q.cost_to_match_large)} | {q.best_accuracy:.3f} | "
+                f"{_pct(q.cost_to_match_large)} | {_pct(q.cost_at_gap[0])} / "
+                f"{_pct(q.cost_at_gap[1])} ({_pct(q.random_cost_at_gap[0])} / "
+                f"{_pct(q.random_cost_at_gap[1])}) | {q.best_accuracy:.3f} | "
                 f"{q.min_margin_over_random:+.3f} | {q.small.accuracy:.3f} / "
                 f"{q.medium.accuracy:.3f} / {q.large.accuracy:.3f} / {q.oracle.accuracy:.3f} |")
     lines += ["", f"![accuracy against cost]({ROUTING_PNG})", "", "Tier maps:", ""]

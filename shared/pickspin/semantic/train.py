@@ -40,7 +40,10 @@ class TrainConfig:
     # fp32 checkpoint and ONNX land here (not committed; the speed benchmark reads them)
     work_dir: Path = DEFAULT_WORK_DIR
     base_model: str | None = None
-    epochs: int = 4
+    epochs: int = 5
+    # stop when dev accuracy has not improved for this many epochs (the schedule still
+    # spans `epochs`, so the kept weights do not depend on it)
+    patience: int = 2
     batch_size: int = 32
     learning_rate: float | None = None
     max_length: int = 128
@@ -203,7 +206,7 @@ def fit(model: Any, tok: Any, train: Sequence[Example], dev: Sequence[Example],
         if acc > best_acc:
             best_acc, best_epoch = acc, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if step >= total:
+        if step >= total or epoch - best_epoch >= cfg.patience:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -276,8 +279,8 @@ def train(cfg: TrainConfig, progress: Progress = print,
 
 
 def _train_summary(cfg: TrainConfig) -> dict[str, Any]:
-    keep = ("base_model", "epochs", "batch_size", "max_length", "vocab_size", "layers", "dim",
-            "heads", "hidden_dim", "seed")
+    keep = ("base_model", "epochs", "patience", "batch_size", "max_length", "vocab_size",
+            "layers", "dim", "heads", "hidden_dim", "seed")
     summary = {k: getattr(cfg, k) for k in keep}
     summary["learning_rate"] = cfg.lr
     return summary
