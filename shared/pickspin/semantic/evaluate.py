@@ -111,14 +111,22 @@ def cost_for(accuracy_at: Callable[[float], float], target: float, low: float,
 
 
 def routing_quality(router: str, probs: np.ndarray, correct: np.ndarray, costs: np.ndarray,
-                    quality: np.ndarray) -> RoutingQuality:
-    """probs n×3 (classes), correct n×3 (tiers, 0/1), costs n×3 (tiers), quality 3×3."""
+                    quality: np.ndarray, expected_cost: Sequence[float] | None = None
+                    ) -> RoutingQuality:
+    """probs n×3 (classes), correct n×3 (tiers, 0/1), costs n×3 (tiers, realised), quality 3×3.
+
+    The policy decides with `expected_cost` per tier (known before answering; default: the
+    mean realised cost); the realised per-row costs are only measured, never decided on.
+    """
     scale = costs[:, 2].mean()
     costs = costs / scale
+    decide = np.asarray(expected_cost if expected_cost is not None else costs.mean(axis=0),
+                        dtype=float)
+    decide = np.tile(decide / decide[2], (len(probs), 1))
     rows = np.arange(len(probs))
     seen: dict[tuple[int, ...], Point] = {}
     for lam in LAMBDAS:
-        tier = policy(probs, quality, costs, lam)
+        tier = policy(probs, quality, decide, lam)
         key = (*np.bincount(tier, minlength=3).tolist(), hash(tier.tobytes()))
         seen.setdefault(key, Point(float(costs[rows, tier].mean()),
                                    float(correct[rows, tier].mean()), f"λ={lam:.3g}"))

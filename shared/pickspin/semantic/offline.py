@@ -134,12 +134,15 @@ def evaluate(settings: Settings, examples: Sequence[Example], semantic: Semantic
         correct = np.array([[float(x) for x in r.outcome.correct] for r in t_rows  # type: ignore[union-attr]
                             ])
         row_costs = _costs_of(t_rows, source, costs)
+        # decisions use per-tier mean cost of dev rows: realised test costs include the
+        # answers' length, which no router knows in advance
+        expected = _costs_of([dev[i] for i in d_idx], source, costs).mean(axis=0).tolist()
         routing[source] = {}
         for name in ROUTERS:
             quality = np.array(tier_quality(source, [dev[i] for i in d_idx],
                                             dev_probs[name][d_idx].tolist()))
             routing[source][name] = routing_quality(
-                name, test_probs[name][t_idx], correct, row_costs, quality)
+                name, test_probs[name][t_idx], correct, row_costs, quality, expected)
         progress(f"routing quality on {source}: {len(t_idx)} held-out rows")
     table = estimate_quality(settings, dev, dev_probs["semantic"].tolist())
     rows = {"dev": len(dev), "test": len(test),
