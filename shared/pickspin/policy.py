@@ -108,7 +108,8 @@ class Observation:
 
     #: Little's-law demand λ × W (arrival rate × mean latency), in concurrent requests
     demand: float
-    #: requests the router holds for this service (pickspin_pending_requests)
+    #: requests the router holds for this service or has in flight at it
+    #: (pickspin_pending_requests + pickspin_inflight_requests)
     pending: float
     current_replicas: int
     #: seconds since the ScaledObject was last active

@@ -18,11 +18,18 @@ from pickspin.telemetry import Probe, ProbeSource
 
 
 class BackendProber:
+    """Health endpoints, judged like a readiness probe: a refused connection counts at once
+    (nothing listens), while a slow or failing answer must repeat `failure_threshold` times
+    in a row before the service counts as unhealthy, so one busy moment does not take a
+    backend out of the candidates."""
+
     def __init__(self, settings: Settings, http: httpx.Client | None = None,
-                 timeout: float = 1.0) -> None:
+                 timeout: float = 1.0, failure_threshold: int = 3) -> None:
         self.settings = settings
+        self.failure_threshold = failure_threshold
         self._http = http or httpx.Client(timeout=timeout)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pickspin-probe")
+        self._failures: dict[str, int] = {}
 
     def probe(self, service: Service) -> Probe:
         if not service.endpoint:
@@ -30,9 +37,15 @@ class BackendProber:
         health = self.settings.backend(service.backend).health_path
         try:
             answer = self._http.get(service.endpoint.rstrip("/") + health)
-        except httpx.HTTPError:
+            ok = answer.status_code == 200
+        except httpx.ConnectError:
+            self._failures[service.name] = self.failure_threshold
             return Probe(healthy=False)
-        return Probe(healthy=answer.status_code == 200)
+        except httpx.HTTPError:
+            ok = False
+        failures = 0 if ok else self._failures.get(service.name, 0) + 1
+        self._failures[service.name] = failures
+        return Probe(healthy=failures < self.failure_threshold)
 
     def probe_all(self) -> dict[str, Probe]:
         services = self.settings.services

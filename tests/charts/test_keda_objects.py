@@ -56,7 +56,9 @@ def test_scaled_objects_carry_the_policy_numbers(render: Render, values: dict,
         assert demand["metadata"]["query"] == (
             f'sum(pickspin:service_demand:rate1m{{model="{params.model}",'
             f'backend="{params.backend}"}})')
-        assert pending["metadata"]["query"] == f'sum(pickspin_pending_requests{{service="{name}"}})'
+        assert pending["metadata"]["query"] == (
+            f'sum(pickspin_pending_requests{{service="{name}"}})'
+            f' + sum(pickspin_inflight_requests{{service="{name}"}})')
         for trig in (demand, pending):
             assert trig["metadata"]["serverAddress"] == \
                 values["global"]["prometheus"]["serverAddress"]

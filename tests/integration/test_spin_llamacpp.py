@@ -30,7 +30,7 @@ REAL, WARM = "gemma-3-270m-llamacpp", "llama-3-70b-vllm"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("spin-llamacpp")
     data = quick_spin_values(yaml.safe_load(VALUES.read_text()), (REAL, WARM),
-                             warm_pool={"medium": 1})
+                             warm_pool={"medium": 1}, target_utilization=1.0)
     data["global"]["pickspin"]["profiles"]["quality"]["scaling"]["coldStart"] = "hold"
     values = Path(state) / "values.yaml"
     values.write_text(yaml.safe_dump(data))

@@ -194,7 +194,11 @@ def promtool_tests(keda: Keda, svc_model: str, svc_backend: str) -> tuple[dict, 
         series_line("pickspin_request_duration_seconds_sum", labels, scenario.busy),
         series_line("pickspin_ttft_seconds_count", labels, scenario.arrivals),
         series_line("pickspin_ttft_seconds_sum", labels, ttft),
+        # the router-side trigger adds held and in-flight requests; the scenario holds
+        # them all as pending, so in flight stays at zero (a gauge present all along)
         series_line("pickspin_pending_requests", {"service": params.service}, scenario.pending),
+        series_line("pickspin_inflight_requests", {"service": params.service},
+                    [0] * len(scenario.pending)),
     ]
     checks = []
     moments = instants(plan, scenario, params)

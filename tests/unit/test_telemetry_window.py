@@ -41,3 +41,24 @@ def test_window_statistics_and_expiry(settings):
 def test_quantile_nearest_rank():
     assert quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
     assert quantile([1.0, 2.0, 3.0, 4.0], 0.99) == 4.0
+
+
+def test_a_slow_health_answer_must_repeat_before_a_backend_counts_unhealthy(settings):
+    import httpx
+
+    from pickspin.probes import BackendProber
+
+    answers = {"gemma-3-27b-vllm": [503, 503, 503, 200], "gemma-3-27b-tgi": ["refused"]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        answer = answers[host].pop(0)
+        if answer == "refused":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(answer)
+
+    prober = BackendProber(settings, httpx.Client(transport=httpx.MockTransport(handler)))
+    vllm, tgi = settings.service("gemma-3-27b-vllm"), settings.service("gemma-3-27b-tgi")
+    assert [prober.probe(vllm).healthy for _ in range(4)] == [True, True, False, True]
+    assert prober.probe(tgi).healthy is False  # nothing listening counts at once
+    prober.close()

@@ -85,7 +85,8 @@ async def serve(app: EmulatorApp, host: str, port: int) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
-    config.graceful_timeout = 1.0
+    # SIGTERM lets answers in progress finish, as a pod does within its grace period
+    config.graceful_timeout = 30.0
     config.keep_alive_timeout = 75.0  # above typical client pool idle times
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

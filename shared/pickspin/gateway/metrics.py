@@ -31,8 +31,13 @@ class GatewayMetrics:
         self.classification = Histogram("pickspin_classification_seconds",
                                         "Time the classifier took", ["router"],
                                         buckets=CLASSIFY_BUCKETS, registry=r)
-        # Series exist from the start, also for services at zero replicas, so a scaler
-        # can activate on pending demand before any request has finished.
+        # Series exist from the start, also for services at zero replicas: a scaler can
+        # activate on pending demand before any request has finished, and rate() sees the
+        # first request's duration as an increase rather than as the series' first value.
         for svc in settings.services:
             self.inflight.labels(svc.name)
             self.pending.labels(svc.name)
+            self.duration.labels(svc.model, svc.backend)
+            self.ttft.labels(svc.model, svc.backend)
+            for outcome in ("success", "error"):
+                self.requests.labels(svc.model, svc.backend, outcome)

@@ -28,7 +28,6 @@ class Replica:
     #: started to replace a replica that crashed (its readiness ends a recovery)
     recovering: bool = False
     connections: set[asyncio.StreamWriter] = field(default_factory=set)
-    last_byte: float = 0.0
 
     @property
     def ready(self) -> bool:
@@ -67,18 +66,15 @@ class ServicePool:
             return
         replica.connections.add(writer)
         try:
-            await asyncio.gather(self._pipe(reader, up_writer, replica),
-                                 self._pipe(up_reader, writer, replica))
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         finally:
             replica.connections.discard(writer)
             for w in (writer, up_writer):
                 w.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    replica: Replica) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
-                replica.last_byte = self.clock()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -133,16 +129,12 @@ class ServicePool:
                 replica.draining = True
                 asyncio.get_running_loop().create_task(self._drain(replica))
 
-    async def _drain(self, replica: Replica, quiet: float = 0.5, limit: float = 60.0) -> None:
-        """Take no new connections, wait until its connections go quiet, then stop it."""
-        deadline = self.clock() + limit
-        while replica.connections and self.clock() < deadline:
-            if self.clock() - replica.last_byte >= quiet:
-                break
-            await asyncio.sleep(0.1)
+    async def _drain(self, replica: Replica, grace: float = 60.0) -> None:
+        """Like a pod's termination: no new connections, SIGTERM so the server finishes what
+        it is answering, SIGKILL after the grace period."""
+        await asyncio.to_thread(stop, replica.proc, grace)
         for w in list(replica.connections):
             w.close()
-        await asyncio.to_thread(stop, replica.proc)
         if replica in self.replicas:
             self.replicas.remove(replica)
 
