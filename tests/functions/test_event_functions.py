@@ -196,3 +196,36 @@ async def test_telemetry_rejects_malformed_completion(start_function):
     assert reply.status == 400
     assert "invalid data" in reply.json()["error"]["message"]
     assert json.loads(reply.body)["error"]["type"] == "invalid_request_error"
+
+
+async def test_selector_bootstraps_from_a_fresh_snapshot_after_its_cold_start(
+        start_function, settings):
+    """A real telemetry function behind a real port answers the selector's start-up tick."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    # backends "listen" on a closed local port, so the tick's health probes answer at once
+    local = settings.with_endpoints({s.name: "http://127.0.0.1:9" for s in settings.services})
+    telemetry = load_function("telemetry").TelemetryFunction(local)
+    telemetry.start({})
+    server = make_server("127.0.0.1", 0, telemetry.app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for latency in (1.0, 3.0):
+            done = sdk_event("io.pickspin.inference.completed",
+                             completed("gemma-3-27b-vllm", "gemma-3-27b", "vllm", latency))
+            assert (await post(telemetry, done, "binary")).status == 202
+        selector = start_function(
+            "selector", {"PICKSPIN_TELEMETRY_URL": f"http://127.0.0.1:{server.server_port}/"})
+        assert selector.snapshot is not None
+        assert selector.snapshot.services["gemma-3-27b-vllm"].requests == 2
+    finally:
+        server.shutdown()
+        telemetry.stop()
+
+
+async def test_selector_starts_without_telemetry(start_function):
+    selector = start_function("selector", {"PICKSPIN_TELEMETRY_URL": "http://127.0.0.1:9/"})
+    assert selector.snapshot is None
+    assert selector.ready()[0]

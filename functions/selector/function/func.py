@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 
 from flask import Flask, Response, request
 
-from pickspin.cehttp import accepted, event_from_request, event_response
+from pickspin.cehttp import EventClient, accepted, event_from_request, event_response
+from pickspin.errors import PickspinError
 from pickspin.events import (
     EventType,
     PromptClassified,
@@ -22,6 +24,7 @@ from pickspin.selection import select
 from pickspin.settings import Settings
 
 SOURCE = "/pickspin/selector"
+log = logging.getLogger("pickspin.selector")
 
 
 class SelectorFunction(FlaskFunction):
@@ -29,6 +32,8 @@ class SelectorFunction(FlaskFunction):
     snapshot: TelemetrySnapshot | None = None
 
     def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Flask:
+        if cfg.get("PICKSPIN_TELEMETRY_URL"):
+            self.snapshot = bootstrap(cfg["PICKSPIN_TELEMETRY_URL"])
         app = Flask("pickspin-selector")
 
         @app.post("/")
@@ -62,6 +67,22 @@ class SelectorFunction(FlaskFunction):
             return event_response(make_event(EventType.ROUTE_SELECTED, selected, SOURCE))
 
         return app
+
+
+def bootstrap(telemetry_url: str, client: EventClient | None = None) -> TelemetrySnapshot | None:
+    """After its own cold start, ask telemetry for a fresh snapshot (one tick, answered at
+    once) instead of choosing blind until the next PingSource tick; None if it is down."""
+    client = client or EventClient(timeout=5.0)
+    try:
+        reply = client.request(telemetry_url, make_event(EventType.PING, {"bootstrap": True},
+                                                         SOURCE), EventType.TELEMETRY_SNAPSHOT)
+        return data_of(reply, TelemetrySnapshot)
+    except PickspinError as exc:
+        log.warning("no telemetry snapshot at start (%s); using priors until one arrives",
+                    exc.message)
+        return None
+    finally:
+        client.close()
 
 
 def new() -> SelectorFunction:
