@@ -8,7 +8,7 @@ import pytest
 
 from pickspin.semantic.data import Example, Outcome, split_of
 from pickspin.semantic.labels import TIER_MAPS, label_from_outcomes, proxy_label, stand_in
-from pickspin.semantic.quality import estimate_quality, weighted_quality, write_quality
+from pickspin.semantic.quality import estimate_quality, grouped_quality, write_quality
 from pickspin.settings import Settings
 from tests.conftest import VALUES
 
@@ -47,12 +47,9 @@ def test_split_is_deterministic_and_roughly_proportioned():
     assert share["dev"] == pytest.approx(0.1, abs=0.03)
 
 
-def test_weighted_quality_averages_correctness_by_class_probability():
-    rows = [((1.0, 0.0, 0.0), True), ((0.0, 1.0, 0.0), False), ((0.5, 0.0, 0.5), False)]
-    q = weighted_quality(rows)
-    assert q["low"] == pytest.approx(1 / 1.5, abs=1e-3)
-    assert q["medium"] == 0.0
-    assert q["high"] == 0.0
+def test_grouped_quality_is_the_share_correct_per_label():
+    rows = [("low", True), ("low", False), ("medium", True), ("high", False)]
+    assert grouped_quality(rows) == {"low": 0.5, "medium": 1.0, "high": 0.0}
 
 
 def _example(key: str, scores: dict[str, float]) -> Example:
@@ -63,16 +60,19 @@ def _example(key: str, scores: dict[str, float]) -> Example:
 
 
 def test_quality_is_never_estimated_on_test_rows(settings: Settings):
-    keys = [f"k{i}" for i in range(200)]
-    test_key = next(k for k in keys if split_of(k) == "test")
+    keys = [f"k{i}" for i in range(400)]
     scores = {m: 1.0 for m in [*TIER_MAPS["mmlu_pro"].models, "gemini-1.5-flash-002",
                                "Llama-2-7b-hf"]}
+    test_key = next(k for k in keys if split_of(k) == "test")
     with pytest.raises(ValueError, match="evaluation"):
-        estimate_quality(settings, [_example(test_key, scores)], [(1.0, 0.0, 0.0)])
-    dev_key = next(k for k in keys if split_of(k) == "dev")
-    table = estimate_quality(settings, [_example(dev_key, scores)], [(0.2, 0.3, 0.5)])
+        estimate_quality(settings, [_example(test_key, scores)])
+    train_keys = [k for k in keys if split_of(k) == "train"]
+    medium = {**scores, TIER_MAPS["mmlu_pro"].small: 0.0}  # only the 8B model fails
+    rows = [_example(train_keys[0], scores), _example(train_keys[1], medium)]
+    table = estimate_quality(settings, rows)
     assert set(table) == {m.name for m in settings.models}
-    assert all(v == 1.0 for q in table.values() for v in q.values())
+    assert table["gemma-3-27b"] == {"low": 1.0, "medium": 0.0, "high": 0.0}
+    assert table["llama-3-70b"] == {"low": 1.0, "medium": 1.0, "high": 0.0}
 
 
 def test_write_quality_edits_only_quality_lines_and_keeps_comments(tmp_path):

@@ -61,7 +61,8 @@ def render_card(cfg: ModelConfig, history: Sequence[Mapping[str, float]], best_e
         "## Split and training", "",
         f"Deterministic split by SHA-256 of the prompt key (benchmark + id): buckets 0–"
         f"{TEST_BUCKETS - 1} of 100 test (evaluation only), {TEST_BUCKETS}–"
-        f"{TEST_BUCKETS + DEV_BUCKETS - 1} dev (best epoch, quality table), the rest train. "
+        f"{TEST_BUCKETS + DEV_BUCKETS - 1} dev (best epoch, expected tier costs), the rest train; "
+        "quality(L, k) comes from train + dev rows. "
         f"Rows: train {rows.get('train')}, dev {rows.get('dev')}, test {rows.get('test')}.", "",
         f"Cross-entropy, AdamW (weight decay 0.01, linear decay, 6 % warm-up), batch "
         f"{t.get('batch_size')}, lr {t.get('learning_rate')}, {t.get('epochs')} epochs, "
@@ -87,7 +88,7 @@ def _metrics(ev: Mapping[str, Any]) -> list[str]:
     out += ["", "Semantic accuracy per benchmark: " +
             ", ".join(f"{b} {v:.3f}" for b, v in sem.items()) + ".", "",
             "Routing quality on held-out rows with real outcomes (policy: argmax R̂ − λ·cost, "
-            "swept over λ; quality(L, k) from dev rows; costs relative, always-large = 1: "
+            "swept over λ; quality(L, k) from train + dev rows; costs relative, always-large = 1: "
             + ", ".join(f"{t} {c:.3f}" for t, c in ev["tier_costs"].items())
             + "; RouterBench rows use their real dollar cost):", "",
             "| set | router | APGR | random-mix APGR | cost to reach large's accuracy | "

@@ -1,6 +1,7 @@
 """Offline evaluation: run keyword, semantic and hybrid over the held-out rows and measure them.
 
-Dev rows feed the quality table (and nothing else here); test rows are only measured.
+Train and dev rows give the quality table, dev rows the expected per-tier cost the policy
+decides on; test rows are only measured.
 """
 
 from __future__ import annotations
@@ -119,12 +120,12 @@ def evaluate(settings: Settings, examples: Sequence[Example], semantic: Semantic
     threshold = settings.routing.hybrid_threshold
     dev = [e for e in examples if e.split == "dev"]
     test = [e for e in examples if e.split == "test"]
-    progress(f"classifying {len(dev)} dev and {len(test)} test rows with each router")
-    dev_probs, _ = all_probabilities(dev, semantic, keyword, threshold, progress)
+    progress(f"classifying {len(test)} test rows with each router")
     test_probs, share = all_probabilities(test, semantic, keyword, threshold, progress)
     classifier = {name: classifier_metrics(name, test, test_probs[name]) for name in ROUTERS}
     costs = tier_costs(settings)
     routing: dict[str, dict[str, RoutingQuality]] = {}
+    fit_rows = [e for e in examples if e.split != "test"]  # quality table: never test rows
     for source in TIER_MAPS:
         d_idx = [i for i, e in enumerate(dev) if e.outcome and e.outcome.source == source]
         t_idx = [i for i, e in enumerate(test) if e.outcome and e.outcome.source == source]
@@ -139,12 +140,11 @@ def evaluate(settings: Settings, examples: Sequence[Example], semantic: Semantic
         expected = _costs_of([dev[i] for i in d_idx], source, costs).mean(axis=0).tolist()
         routing[source] = {}
         for name in ROUTERS:
-            quality = np.array(tier_quality(source, [dev[i] for i in d_idx],
-                                            dev_probs[name][d_idx].tolist()))
+            quality = np.array(tier_quality(source, fit_rows))
             routing[source][name] = routing_quality(
                 name, test_probs[name][t_idx], correct, row_costs, quality, expected)
         progress(f"routing quality on {source}: {len(t_idx)} held-out rows")
-    table = estimate_quality(settings, dev, dev_probs["semantic"].tolist())
+    table = estimate_quality(settings, fit_rows)
     rows = {"dev": len(dev), "test": len(test),
             **{f"test:{s}": sum(1 for e in test if e.outcome and e.outcome.source == s)
                for s in TIER_MAPS}}

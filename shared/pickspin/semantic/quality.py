@@ -1,10 +1,12 @@
 """quality(L, k): expected answer quality of model L on a prompt of class k, from real outcomes.
 
-Estimated on the dev split only (never on evaluation rows), as the correctness of L's
-labelled stand-in (`labels.stand_in`) averaged over rows weighted by the classifier's
-probability of class k: R̂(p, L) = Σ_k p_k · quality(L, k) is then the expected correctness
-of L under the shipped classifier. The table is written into the values file by editing the
-`quality:` lines in place, so the file's comments stay.
+quality(L, k) = the share of labelled prompts of class k that L's stand-in (`labels.stand_in`)
+answered correctly, over the train and dev splits only (never evaluation rows). By the law of
+total expectation, R̂(p, L) = Σ_k p_k · quality(L, k) is then L's expected correctness when p
+is the prompt's class distribution. Since the class *is* the cheapest tier that answered,
+a tier's own stand-in scores 1 on its class and below it and 0 above it; configured models
+represented by other labelled models get graded values. The table is written into the values
+file by editing the `quality:` lines in place, so the file's comments stay.
 """
 
 from __future__ import annotations
@@ -20,50 +22,45 @@ from pickspin.settings import COMPLEXITY_CLASSES, TIERS, Settings
 QualityTable = dict[str, dict[str, float]]
 
 
-def weighted_quality(rows: Sequence[tuple[Sequence[float], bool]]) -> dict[str, float]:
-    """Σ p_k·correct / Σ p_k per class, over (probabilities, correct) pairs."""
+def grouped_quality(rows: Sequence[tuple[str, bool]]) -> dict[str, float]:
+    """Share correct per class over (label, correct) pairs; 0 for a class with no rows."""
     out: dict[str, float] = {}
-    for k, cls in enumerate(COMPLEXITY_CLASSES):
-        weight = sum(p[k] for p, _ in rows)
-        hits = sum(p[k] for p, ok in rows if ok)
-        out[cls] = round(hits / weight, 3) if weight > 0 else 0.0
+    for cls in COMPLEXITY_CLASSES:
+        hits = [ok for label, ok in rows if label == cls]
+        out[cls] = round(sum(hits) / len(hits), 3) if hits else 0.0
     return out
 
 
-def _rows_for(model_of_source: Mapping[str, str], examples: Sequence[Example],
-              probs: Sequence[Sequence[float]]) -> list[tuple[Sequence[float], bool]]:
+def _rows_for(model_of_source: Mapping[str, str], examples: Sequence[Example]
+              ) -> list[tuple[str, bool]]:
+    if any(ex.split == "test" for ex in examples):
+        raise ValueError("quality must not be estimated on evaluation (test) rows")
     rows = []
-    for ex, p in zip(examples, probs, strict=True):
+    for ex in examples:
         if ex.outcome is None or ex.outcome.source not in model_of_source:
             continue
         ok = is_correct(ex.outcome.scores.get(model_of_source[ex.outcome.source]))
         if ok is not None:
-            rows.append((p, ok))
+            rows.append((ex.label, ok))
     return rows
 
 
-def estimate_quality(settings: Settings, examples: Sequence[Example],
-                     probs: Sequence[Sequence[float]]) -> QualityTable:
+def estimate_quality(settings: Settings, examples: Sequence[Example]) -> QualityTable:
     """quality(L, k) for every configured model, pooled over every labelled source."""
-    if any(ex.split == "test" for ex in examples):
-        raise ValueError("quality must not be estimated on evaluation (test) rows")
     table: QualityTable = {}
     for model in settings.models:
         chosen = {src: stand_in(model.name, model.tier, src) for src in TIER_MAPS}
         stand_ins = {src: m for src, m in chosen.items() if m}
-        table[model.name] = weighted_quality(_rows_for(stand_ins, examples, probs))
+        table[model.name] = grouped_quality(_rows_for(stand_ins, examples))
     return table
 
 
-def tier_quality(source: str, examples: Sequence[Example],
-                 probs: Sequence[Sequence[float]]) -> list[list[float]]:
-    """quality[tier][class] for one labelled source's tier stand-ins (dev rows only)."""
-    if any(ex.split == "test" for ex in examples):
-        raise ValueError("quality must not be estimated on evaluation (test) rows")
+def tier_quality(source: str, examples: Sequence[Example]) -> list[list[float]]:
+    """quality[tier][class] for one labelled source's tier stand-ins."""
     out = []
     for tier in TIERS:
         model = TIER_MAPS[source].models[TIERS.index(tier)]
-        q = weighted_quality(_rows_for({source: model}, examples, probs))
+        q = grouped_quality(_rows_for({source: model}, examples))
         out.append([q[c] for c in COMPLEXITY_CLASSES])
     return out
 

@@ -76,8 +76,9 @@ def _pct(x: float | None) -> str:
 
 def markdown(ev: Evaluation, data: dict[str, Any]) -> str:
     lines = ["# Complexity routing: offline evaluation", "",
-             f"Held-out rows: {ev.rows['test']} test (classifier), dev {ev.rows['dev']} rows "
-             "used only for the quality table. Split by hashing the prompt id.", "",
+             f"Held-out rows: {ev.rows['test']} test. quality(L, k) comes from train + dev rows, "
+             "the policy's expected tier costs from dev rows; split by hashing the prompt id.",
+             "",
              "## Classifier accuracy (test split, labels from real outcomes or proxies)", "",
              "| router | accuracy | low | medium | high |", "|---|---|---|---|---|"]
     for name in ROUTERS:
@@ -113,7 +114,8 @@ def markdown(ev: Evaluation, data: dict[str, Any]) -> str:
     lines += ["", f"![accuracy against cost]({ROUTING_PNG})", "", "Tier maps:", ""]
     lines += [f"- **{s}**: small = {t.small}, medium = {t.medium}, large = {t.large}. {t.note}"
               for s, t in TIER_MAPS.items()]
-    lines += ["", "## quality(L, k) estimated on dev rows", "",
+    lines += ["", "## quality(L, k) estimated on train + dev rows (written to the values file)",
+              "",
               "| model | low | medium | high |", "|---|---|---|---|"]
     for model, table in ev.quality_table.items():
         lines.append(f"| {model} | " + " | ".join(f"{table[c]:.2f}" for c in COMPLEXITY_CLASSES)
