@@ -81,3 +81,26 @@ def test_onnx_gives_the_same_class_as_pytorch(trained):
     clear = (top2[:, 1] - top2[:, 0]) > 0.02
     assert (int8_probs.argmax(1) == reference.argmax(1))[clear].all()
     assert abs(int8_probs - reference).max() < 0.05
+
+
+def test_base_model_path_fine_tunes_a_local_pretrained_checkpoint(tmp_path):
+    """`--base-model` loads weights and tokenizer with from_pretrained (here a local folder)."""
+    from transformers import DistilBertConfig, DistilBertModel, PreTrainedTokenizerFast
+
+    from pickspin.semantic.train import TrainConfig, learn_tokenizer, train
+
+    tok = learn_tokenizer([r.text for r in _rows()], vocab_size=200)
+    base = tmp_path / "base"
+    DistilBertModel(DistilBertConfig(vocab_size=tok.get_vocab_size(), n_layers=1, dim=32,
+                                     n_heads=2, hidden_dim=64)).save_pretrained(base)
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                            cls_token="[CLS]", sep_token="[SEP]",
+                            mask_token="[MASK]").save_pretrained(base)
+    cfg = TrainConfig(out_dir=tmp_path / "model", work_dir=tmp_path / "work", epochs=1,
+                      base_model=str(base), limit_steps=2, threads=1, max_length=64)
+    assert cfg.lr == 2e-5
+    train(cfg, progress=lambda _m: None, examples=_rows())
+    meta = json.loads((cfg.out_dir / CONFIG_FILE).read_text())
+    assert meta["base_model"] == str(base)
+    router = SemanticRouter.load(cfg.out_dir)
+    assert router.classify("Prove it").complexity in ("low", "medium", "high")
