@@ -3,11 +3,14 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 FUNCTIONS := gateway classifier selector telemetry
 
-.PHONY: setup up down status test test-fast lint stage unstage schemas bench train
+.PHONY: setup setup-llamacpp chart-test up down status test test-fast lint stage unstage schemas bench train
 
 setup: ## install pickspin, its test tools and Debian's prometheus
 	$(PIP) install -q -e '.[dev,cluster,semantic,train]'
 	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus)
+
+setup-llamacpp: ## the real llama.cpp backend for Gemma 3 270M (compiles for ~7 minutes)
+	$(PIP) install -q -e '.[llamacpp]'
 
 up: setup ## start the embedded default and send a first request
 	pickspin up
@@ -24,6 +27,9 @@ test: setup ## every test, the real-process ones included
 
 test-fast: setup ## without the tests that start real processes
 	$(PYTHON) -m pytest -q -m "not integration"
+
+chart-test: ## the charts and the scaling policy only
+	$(PYTHON) -m pytest -q tests/charts tests/policy
 
 lint:
 	ruff check .

@@ -34,7 +34,7 @@ Key = tuple[str, str]  # (model, backend)
 class Stat(StrEnum):
     REQUESTS = "requests"
     RATE = "rate"
-    SUCCESS_RATE = "success_rate"
+    SUCCESS_RATIO = "success_ratio"
     LATENCY_MEAN = "latency_mean"
     LATENCY_P50 = "latency_p50"
     LATENCY_P99 = "latency_p99"
@@ -77,8 +77,11 @@ def expressions(window_seconds: float) -> dict[Stat, str]:
         Stat.REQUESTS: f"sum by ({BY}) (increase(pickspin_requests_total[{w}]))",
         Stat.RATE: _rule_or("pickspin:service_arrival_rate:rate1m", rules,
                             f"sum by ({BY}) (rate(pickspin_requests_total[{w}]))"),
-        Stat.SUCCESS_RATE:
-            f'sum by ({BY}) (rate(pickspin_requests_total{{outcome="success"}}[{w}]))',
+        # one expression, so both rates come from the same instant (a recording rule for
+        # the denominator would lag the live numerator while traffic changes)
+        Stat.SUCCESS_RATIO:
+            f'sum by ({BY}) (rate(pickspin_requests_total{{outcome="success"}}[{w}]))'
+            f" / sum by ({BY}) (rate(pickspin_requests_total[{w}]))",
         Stat.LATENCY_MEAN: _rule_or("pickspin:service_latency_seconds:mean1m", rules,
                                     _mean("pickspin_request_duration_seconds", w)),
         Stat.LATENCY_P50: _quantile(0.5, "pickspin_request_duration_seconds", w),
@@ -126,7 +129,7 @@ def service_stats(settings: Settings, results: Mapping[Stat, Sequence[Mapping[st
         requests = got[Stat.REQUESTS]
         count = round(requests) if requests is not None else round(rate * window_seconds)
         mean = got[Stat.LATENCY_MEAN]
-        success = got[Stat.SUCCESS_RATE]
+        success = got[Stat.SUCCESS_RATIO]
         running = inflight.get((svc.name,))
         held = pending.get((svc.name,))
         out[svc.name] = ServiceStats(
@@ -138,7 +141,7 @@ def service_stats(settings: Settings, results: Mapping[Stat, Sequence[Mapping[st
             ttft_seconds=got[Stat.TTFT_MEAN],
             ttft_p50_seconds=got[Stat.TTFT_P50],
             ttft_p99_seconds=got[Stat.TTFT_P99],
-            success_ratio=min(1.0, (success or 0.0) / rate) if rate > 0 else None,
+            success_ratio=min(1.0, success) if success is not None and rate > 0 else None,
             cost_per_query=cost_per_query(svc, mean) if mean is not None else None,
             running=round(running) if running is not None else None,
             pending=round(held) if held is not None else None,

@@ -41,7 +41,7 @@ def test_other_windows_query_the_gateway_metrics_directly():
     assert exprs[Stat.TTFT_P99] == ("histogram_quantile(0.99, sum by (model, backend, le) "
                                     "(rate(pickspin_ttft_seconds_bucket[300s])))")
     assert exprs[Stat.LATENCY_P50].startswith("histogram_quantile(0.5, ")
-    assert 'outcome="success"' in exprs[Stat.SUCCESS_RATE]
+    assert 'outcome="success"' in exprs[Stat.SUCCESS_RATIO]
     assert "increase(pickspin_requests_total[300s])" in exprs[Stat.REQUESTS]
 
 
@@ -56,7 +56,7 @@ def test_service_stats_from_query_answers(settings: Settings):
     results = {
         Stat.REQUESTS: [gemma(29.7)],
         Stat.RATE: [gemma(0.5)],
-        Stat.SUCCESS_RATE: [gemma(0.45)],
+        Stat.SUCCESS_RATIO: [gemma(0.9)],
         Stat.LATENCY_MEAN: [gemma(2.0)],
         Stat.LATENCY_P50: [gemma(1.8)],
         Stat.LATENCY_P99: [gemma(4.5)],
