@@ -15,12 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from pickspin.local.processes import free_port
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+__all__ = ["emulator_command", "free_port", "is_listening", "start_emulator", "stop_emulator",
+           "wait_ready"]
 
 
 def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
