@@ -2,11 +2,11 @@
 and recovery time after a backend process is killed, as medians over several runs.
 
 Starts `pickspin up` with Gemma 3 270M on llama.cpp (at zero replicas, short cooldown) and
-an emulated Llama-3 70B warm pool on two backends (vLLM and TGI). Each cold-start run waits until the scaler has taken the
-llama.cpp service to zero, then streams one request with the `hold` profile and reads the
-first token; each recovery run kills the vLLM replica with SIGKILL while requests for
-Llama-3 70B flow (the gateway fails over to TGI) and times until the service answers again
-through its stable endpoint.
+an emulated Llama-3 70B warm pool on two backends (vLLM and TGI). Each cold-start run waits
+until the scaler has taken the llama.cpp service to zero, then streams one request with the
+`hold` profile and reads the first token; each recovery run kills the vLLM replica with
+SIGKILL while requests for Llama-3 70B flow (the gateway fails over to TGI) and times until
+the service answers again through its stable endpoint.
 
     python benchmarks/spin_cold_start.py --runs 5
 """

@@ -135,7 +135,12 @@ class Emitter:
     def flush(self, timeout: float = 5.0) -> None:
         """Wait (bounded) until queued events are delivered."""
         done = threading.Event()
-        threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True).start()
+
+        def wait_empty() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=wait_empty, daemon=True).start()
         done.wait(timeout)
 
     def close(self) -> None:

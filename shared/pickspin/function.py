@@ -67,7 +67,7 @@ class FlaskFunction(ABC):
         if self._asgi is None:
             await _plain(send, 503, b"function not started")
             return
-        await self._asgi(scope, receive, send)
+        await self._asgi(scope, receive, send)  # type: ignore[arg-type]
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -224,7 +224,7 @@ class Gateway:
     def _finish(self, upstream: Upstream, request_id: str, tokens: int, cold: bool) -> None:
         c = upstream.candidate
         latency = self.clock() - upstream.started
-        outcome = "success" if upstream.status < 400 else "error"
+        outcome: Literal["success", "error"] = "success" if upstream.status < 400 else "error"
         self.metrics.inflight.labels(c.service).dec()
         self.metrics.requests.labels(c.model, c.backend, outcome).inc()
         self.metrics.duration.labels(c.model, c.backend).observe(latency)
