@@ -36,11 +36,12 @@ PROMPTS = ["Define the word entropy", "Prove that there are infinitely many prim
 
 def constant_ttft_config(path: Path, ttft_ms: float) -> Path:
     settings = Settings.load(REPO / "charts/pickspin/values.yaml")
-    services = tuple(
+    services = tuple(  # the emulated matrix (the real llama.cpp server is not part of it)
         s.model_copy(update={"emulation": s.emulation.model_copy(update={
             "ttft_ms_median": ttft_ms, "ttft_ms_p99": ttft_ms, "cold_start_seconds": 0.0})})
-        for s in settings.services if s.emulation)
-    fixed = settings.model_copy(update={"services": services})
+        for s in settings.services if s.emulation and s.backend != "llamacpp")
+    models = tuple(m for m in settings.models if any(s.model == m.name for s in services))
+    fixed = settings.model_copy(update={"services": services, "models": models})
     path.write_text(yaml.safe_dump({"global": {"pickspin": fixed.dump()}}))
     return path
 
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pickspin-bench-") as tmp:
         config = constant_ttft_config(Path(tmp) / "values.yaml", args.ttft_ms)
-        stack = up(str(config), Path(tmp) / "state", tick_seconds=5.0, log=False)
+        # every backend warm for the whole run: this measures Pick's path, not Spin's
+        stack = up(str(config), Path(tmp) / "state", tick_seconds=5.0, scale=False, log=False)
         try:
             settings = Settings.load(stack.config)
             endpoints = {s.name: s.endpoint for s in settings.services}

@@ -14,6 +14,8 @@ from pickspin.errors import BackendFailed
 from pickspin.events import Candidate
 
 PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
+# Failures that mean "the connection went away before any answer", safe to retry once.
+STALE_CONNECTION = frozenset({"RemoteProtocolError", "ReadError", "WriteError"})
 
 
 @dataclass
@@ -87,13 +89,24 @@ class BackendProxy:
             payload = {**body, "model": candidate.model}
             url = candidate.endpoint.rstrip("/") + PATHS[kind]
             try:
-                upstream = self._try(url, payload, candidate, started, failed)
+                upstream = self._try_twice(url, payload, candidate, started, failed)
             except _Failed as exc:
                 inflight(candidate.service, -1)
                 failed.append(f"{candidate.service}={exc}")
                 continue
             return upstream
         raise BackendFailed("every candidate backend failed: " + ", ".join(failed))
+
+    def _try_twice(self, url: str, payload: dict[str, Any], candidate: Candidate,
+                   started: float, failed: list[str]) -> Upstream:
+        """A pooled keep-alive connection the backend closed meanwhile (a replica drained,
+        a server restarted) fails before anything was answered: retry once, fresh."""
+        try:
+            return self._try(url, payload, candidate, started, failed)
+        except _Failed as exc:
+            if str(exc) not in STALE_CONNECTION:
+                raise
+        return self._try(url, payload, candidate, started, failed)
 
     def _try(self, url: str, payload: dict[str, Any], candidate: Candidate,
              started: float, failed: list[str]) -> Upstream:
