@@ -65,7 +65,8 @@ def render_card(cfg: ModelConfig, history: Sequence[Mapping[str, float]], best_e
         "quality(L, k) comes from train + dev rows. "
         f"Rows: train {rows.get('train')}, dev {rows.get('dev')}, test {rows.get('test')}.", "",
         f"Cross-entropy, AdamW (weight decay 0.01, linear decay, 6 % warm-up), batch "
-        f"{t.get('batch_size')}, lr {t.get('learning_rate')}, {t.get('epochs')} epochs, "
+        f"{t.get('batch_size')}, lr {t.get('learning_rate')}, {t.get('epochs')} epochs scheduled "
+        f"(stop after {t.get('patience')} without dev improvement), "
         f"max length {t.get('max_length')}, seed {t.get('seed')}; best dev epoch: {best_epoch}. "
         "Reproduce with `pickspin train` (same seed, 2 threads; multi-threaded CPU kernels are "
         "not bit-exact, so a rerun lands within about 0.01 dev accuracy, not on identical "
