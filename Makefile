@@ -48,5 +48,5 @@ schemas: ## write the event data JSON schemas published in shared/pickspin/schem
 bench: ## gateway overhead benchmark (prints p50/p99 and writes reports/)
 	$(PYTHON) benchmarks/gateway_overhead.py
 
-train: ## reproduce the committed complexity classifier
-	pickspin train
+train: ## reproduce the committed complexity classifier and its quality table
+	pickspin train --write-quality
