@@ -1,0 +1,62 @@
+"""The gateway function's `handle`, driven in-process like func-python does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pickspin.errors import ConfigError
+from tests.conftest import call, load_function
+
+# nothing listens here: the requests below must be answered before any call goes out
+NOWHERE = {"PICKSPIN_CLASSIFIER_URL": "http://127.0.0.1:9", "PICKSPIN_SELECTOR_URL":
+           "http://127.0.0.1:9"}
+
+
+async def chat(fn, body: bytes | dict, **headers: str):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return await call(fn, "POST", "/v1/chat/completions",
+                      {"content-type": "application/json", **headers}, raw)
+
+
+async def test_models_are_listed_without_any_backend(start_function, settings):
+    reply = await call(start_function("gateway", NOWHERE), "GET", "/v1/models")
+    assert reply.status == 200
+    ids = {m["id"] for m in reply.json()["data"]}
+    assert {"pickspin/auto", *(f"pickspin/{p}" for p in settings.profiles)} <= ids
+    assert {m.name for m in settings.models} <= ids
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "param"), [
+    (b"{not json", {}, 400, None),
+    ({"model": "pickspin/auto"}, {}, 400, "messages"),
+    ({"model": "pickspin/auto", "messages": []}, {}, 400, "messages"),
+    ({"model": "pickspin/auto", "messages": [{"role": "user", "content": "x"}],
+      "max_tokens": -1}, {}, 400, "max_tokens"),
+    ({"model": "gpt-17", "messages": [{"role": "user", "content": "x"}]}, {}, 404, "model"),
+    ({"messages": [{"role": "user", "content": "x"}]}, {"x-pickspin-router": "tea-leaves"},
+     400, "x-pickspin-router"),
+], ids=["malformed", "no-messages", "empty-messages", "negative-max-tokens", "unknown-model",
+        "unknown-router"])
+async def test_bad_requests_get_the_openai_envelope(start_function, body, headers, status,
+                                                    param):
+    fn = start_function("gateway", NOWHERE)
+    reply = await chat(fn, body, **headers)
+    assert reply.status == status
+    error = reply.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["param"] == param
+
+
+async def test_an_unreachable_classifier_is_a_502_envelope_not_a_crash(start_function):
+    fn = start_function("gateway", NOWHERE)
+    reply = await chat(fn, {"messages": [{"role": "user", "content": "Define x"}]})
+    assert reply.status == 502
+    assert reply.json()["error"]["code"] == "function_failed"
+    assert fn.ready()[0]
+
+
+def test_start_fails_with_a_clear_message_without_its_collaborators(settings):
+    fn = load_function("gateway").GatewayFunction(settings)
+    with pytest.raises(ConfigError, match="PICKSPIN_CLASSIFIER_URL must be set"):
+        fn.start({})
