@@ -130,3 +130,33 @@ def test_invalid_cloudevent_gets_400_from_each_function(stack, function):
         assert reply.json()["error"]["message"]
     ready = httpx.get(url + "/health/readiness", timeout=10)
     assert ready.status_code == 200
+
+
+def test_non_utf8_body(gateway_chat):
+    assert_envelope(post_json(gateway_chat, b'{"messages": "\xff\xfe\xfd"}'), 400)
+
+
+def test_body_over_the_size_limit(gateway_chat):
+    huge = json.dumps({"messages": [{"role": "user", "content": "x" * (9 * 1024 * 1024)}]})
+    assert_envelope(post_json(gateway_chat, huge), 400)
+
+
+def test_bad_requests_do_not_disturb_answers_in_flight(client, gateway_chat):
+    """A long stream runs while a burst of malformed requests hits the same gateway."""
+    import threading
+
+    pieces: list[str] = []
+
+    def stream() -> None:
+        for chunk in client.chat.completions.create(
+                model="pickspin/auto", stream=True, max_tokens=40,
+                messages=[{"role": "user", "content": "Write a story about a lighthouse"}]):
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+
+    worker = threading.Thread(target=stream)
+    worker.start()
+    for body in ('{"messages": [', "[]", '{"messages": []}', '{"max_tokens": -3}') * 5:
+        assert post_json(gateway_chat, body).status_code == 400
+    worker.join(timeout=60)
+    assert len(pieces) == 40  # every token of the answer in flight arrived
