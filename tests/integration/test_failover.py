@@ -37,25 +37,27 @@ def failover_settings(ports: dict[str, int]) -> Settings:
 @pytest.fixture(scope="module")
 def broken_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     state = tmp_path_factory.mktemp("failover")
-    ports = {name: free_port() for name in (REFUSING, FAILING, HEALTHY)}  # REFUSING: no process
+    ports = {name: free_port() for name in (REFUSING, FAILING, HEALTHY)}
     config = Path(state) / "pickspin.yaml"
     config.write_text(yaml.safe_dump({"global": {"pickspin": failover_settings(ports).dump()}}))
     logs = Path(state) / "logs"
-    procs: list[Proc] = [
-        spawn(FAILING, "backend", emulator_command(FAILING, ports[FAILING], config, error_rate=1.0),
-              env={}, cwd=None, log_dir=logs, port=ports[FAILING], health="/health"),
-        spawn(HEALTHY, "backend", emulator_command(HEALTHY, ports[HEALTHY], config),
-              env={}, cwd=None, log_dir=logs, port=ports[HEALTHY], health="/health"),
-    ]
+
+    def backend(name: str, **overrides: float) -> Proc:
+        return spawn(name, "backend", emulator_command(name, ports[name], config, **overrides),
+                     env={}, cwd=None, log_dir=logs, port=ports[name], health="/health")
+
+    # all three healthy at start (the 500 one fails completions only), so the selector's
+    # start-up snapshot sees them healthy; no telemetry ticks afterwards
+    refusing = backend(REFUSING)
+    procs: list[Proc] = [backend(FAILING, error_rate=1.0), backend(HEALTHY)]
     try:
-        # No telemetry ticks during the test: the selector must not learn of the failures
-        # from probes; the gateway has to fail over by itself.
         procs += start_functions(config, logs, tick_seconds=3600)
-        wait_ready(procs, timeout=60)
+        wait_ready([refusing, *procs], timeout=60)
+        stop(refusing)  # from now on its port refuses connections; only the gateway finds out
         gateway = next(p for p in procs if p.name == "gateway")
         yield f"{gateway.url}/v1"
     finally:
-        for p in procs:
+        for p in (refusing, *procs):
             stop(p)
 
 
