@@ -63,6 +63,9 @@ def train(argv: list[str]) -> int:
     p.add_argument("--limit-rows", type=int, default=None, help="smoke runs only")
     p.add_argument("--limit-steps", type=int, default=None, help="smoke runs only")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation and the card")
+    p.add_argument("--from-hub", action="store_true",
+                   help="read the benchmarks by name through `datasets` (hub access; proxy "
+                        "labels only) instead of the benchmark folder")
     a = p.parse_args(argv)
     from pickspin.semantic.card import render_card
     from pickspin.semantic.runtime import CONFIG_FILE, MODEL_FILE, ModelConfig
@@ -75,7 +78,17 @@ def train(argv: list[str]) -> int:
         vocab_size=a.vocab_size, layers=a.layers, dim=a.dim, heads=a.heads,
         hidden_dim=a.hidden_dim, seed=a.seed, threads=a.threads, limit_rows=a.limit_rows,
         limit_steps=a.limit_steps)
-    result = run(cfg, _log)
+    if a.from_hub:
+        from pickspin.semantic.hub import hub_examples
+
+        try:
+            examples = hub_examples()
+        except RuntimeError as exc:
+            _log(str(exc))
+            return 2
+        result = run(cfg, _log, examples)
+    else:
+        result = run(cfg, _log)
     figures: dict[str, Any] = {}
     if not a.no_eval:
         figures = _evaluate_and_write(Settings.load(a.config), a.data, a.out, a.write_quality)

@@ -149,13 +149,15 @@ def load_examples(data_dir: Path | None = None,
                 f"outcome:{out.source}", out)
         for key, (text, out) in outcomes.items()
     ]
-    examples.extend(_proxy_examples(rows.values(), set(outcomes)))
+    examples.extend(proxy_examples(rows.values(), set(outcomes)))
     examples.sort(key=lambda e: e.key)
     progress(f"{len(examples)} labelled examples")
     return examples
 
 
-def _proxy_examples(rows: Any, taken: set[str]) -> list[Example]:
+def proxy_examples(rows: Any, taken: set[str]) -> list[Example]:
+    """Benchmark rows → examples with their documented proxy label, capped per benchmark;
+    `taken` keys already have a label from real outcomes."""
     by_bench: dict[str, list[Example]] = {}
     for row in rows:
         key = f"{row['benchmark']}:{row['id']}"
