@@ -1,13 +1,14 @@
 # pickspin: `make setup` once, then `make up` / `make test`.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 FUNCTIONS := gateway classifier selector telemetry
 
 .PHONY: setup setup-llamacpp chart-test up down status test test-fast lint stage unstage schemas bench train
 
 setup: ## install pickspin, its test tools and Debian's prometheus
 	$(PIP) install -q -e '.[dev,cluster,semantic,train]'
-	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus)
+	@command -v promtool >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq prometheus)
 
 setup-llamacpp: ## the real llama.cpp backend for Gemma 3 270M (compiles for ~7 minutes)
 	$(PIP) install -q -e '.[llamacpp]'
