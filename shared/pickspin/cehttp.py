@@ -132,17 +132,6 @@ class Emitter:
             finally:
                 self._queue.task_done()
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) until queued events are delivered."""
-        done = threading.Event()
-
-        def wait_empty() -> None:
-            self._queue.join()
-            done.set()
-
-        threading.Thread(target=wait_empty, daemon=True).start()
-        done.wait(timeout)
-
     def close(self) -> None:
         if self.sink and self._thread.is_alive():
             self._queue.put(None)

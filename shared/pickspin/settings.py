@@ -25,7 +25,6 @@ from pickspin.errors import ConfigError
 
 COMPLEXITY_CLASSES: tuple[str, ...] = ("low", "medium", "high")
 TIERS: tuple[str, ...] = ("small", "medium", "large")
-PROFILE_NAMES: tuple[str, ...] = ("quality", "cost", "speed", "balanced")
 CONFIG_ENV = "PICKSPIN_CONFIG"
 DEFAULT_VALUES = Path(__file__).resolve().parents[2] / "charts" / "pickspin" / "values.yaml"
 

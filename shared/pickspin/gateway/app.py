@@ -57,7 +57,6 @@ class ColdOutcome:
 
 @dataclass(frozen=True)
 class Pick:
-    route: RouteRequest
     complexity: str
     router: str
     selected: RouteSelected
@@ -142,7 +141,7 @@ class Gateway:
         selected = data_of(reply, RouteSelected)
         complexity = classified.complexity if route.model is None else "unclassified"
         decision_ms = (self.clock() - start) * 1000
-        return Pick(route, complexity, classified.router, selected, decision_ms)
+        return Pick(complexity, classified.router, selected, decision_ms)
 
     # ---- serving --------------------------------------------------------------------
     def serve(self, kind: Literal["chat", "completion"]) -> Response:

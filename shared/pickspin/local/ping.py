@@ -8,7 +8,8 @@ import threading
 
 import httpx
 
-from pickspin.events import EventType, encode, make_event
+from pickspin.cehttp import EventClient
+from pickspin.events import EventType, make_event
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,13 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    with httpx.Client(timeout=10.0) as http:
-        while not stopping.wait(args.every):
-            message = encode(make_event(EventType.PING, {"tick": True}, "/pickspin/local/ping"))
-            try:
-                http.post(args.sink, content=message.body, headers=message.headers)
-            except httpx.HTTPError as exc:
-                print(f"tick to {args.sink} failed: {exc}", flush=True)
+    client = EventClient(timeout=10.0)
+    while not stopping.wait(args.every):
+        try:
+            client.send(args.sink, make_event(EventType.PING, {"tick": True},
+                                              "/pickspin/local/ping"))
+        except httpx.HTTPError as exc:
+            print(f"tick to {args.sink} failed: {exc}", flush=True)
+    client.close()
     return 0
 
 
