@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pickspin.local.processes import free_port
+from pickspin.local.processes import free_port, wait_http
 
 __all__ = ["emulator_command", "free_port", "is_listening", "start_emulator", "stop_emulator",
            "wait_ready"]
@@ -100,17 +100,7 @@ def start_emulator(
 
 def wait_ready(base_url: str, timeout: float = 30.0, health_path: str = "/health") -> bool:
     """Poll `health_path` until it answers 200 (the cold start is over); False on timeout."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base_url.rstrip("/") + health_path, timeout=1.0).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    return False
+    return wait_http(base_url.rstrip("/") + health_path, timeout)
 
 
 def stop_emulator(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
