@@ -189,10 +189,13 @@ async def run(settings: Settings, config: Path, prometheus: str, status_port: in
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
         try:
+            written: list[Target] | None = None
             while not stopping.is_set():
                 await scaler.poll()
-                if prometheus_dir is not None:
-                    write_targets(prometheus_dir, "backends", scaler.targets(settings, real))
+                targets = scaler.targets(settings, real)
+                if prometheus_dir is not None and targets != written:  # only on a change
+                    write_targets(prometheus_dir, "backends", targets)
+                    written = targets
                 # pool.check between polls so readiness shows up quickly
                 for _ in range(max(1, int(polling / 0.25))):
                     if stopping.is_set():
