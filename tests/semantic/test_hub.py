@@ -50,7 +50,12 @@ def test_hub_rows_follow_the_folder_schema_and_prompt_format():
                                   "Answer with the letter of the correct option.")
     assert arc["answer"] == "B" and arc["meta"]["difficulty"] in ("easy", "challenge")
     assert rows["gsm8k:test"]["answer"] == "5"
+    # ids as in the benchmark folder, so the hash split puts a prompt on the same side
     assert rows["mmlu_pro:test"]["id"] == "mmlu_pro/70"
+    assert rows["gsm8k:test"]["id"] == "gsm8k/test/0"
+    assert rows["hellaswag:validation"]["id"] == "hellaswag/validation/24"
+    assert rows["mbpp:test"]["id"] == "mbpp/11"
+    assert rows["truthfulqa:validation"]["id"] == "truthfulqa/0"
     assert rows["math:test"]["meta"]["level"] == 4
     assert rows["hellaswag:validation"]["answer"] == "C"
     assert rows["mbpp:test"]["prompt"].startswith("You are an expert Python programmer")

@@ -78,6 +78,11 @@ def train(argv: list[str]) -> int:
         vocab_size=a.vocab_size, layers=a.layers, dim=a.dim, heads=a.heads,
         hidden_dim=a.hidden_dim, seed=a.seed, threads=a.threads, limit_rows=a.limit_rows,
         limit_steps=a.limit_steps)
+    if a.from_hub and not a.no_eval:
+        # the evaluation reads the folder; MATH's hub rows have no folder id, so their split
+        # cannot be matched to it and a folder test row might have been trained on
+        _log("--from-hub: skipping the folder evaluation (pass --no-eval to silence this)")
+        a.no_eval = True
     if a.from_hub:
         from pickspin.semantic.hub import hub_examples
 

@@ -2,10 +2,11 @@
 
 Each converter turns a hub row into the schema of `../shared/data/benchmarks` (id, benchmark,
 split, prompt, answer, meta), formatting prompts as that folder's README says, so that hub
-rows and the files give the same prompts, keys and proxy labels. The hub has no per-model
-outcomes under these names: hub rows carry proxy labels only (real-outcome labels come from
-the folder's `routing/`). `datasets` is imported only when used; offline machines use the
-folder.
+rows and the files give the same prompts, ids (so the same hash split) and proxy labels;
+MATH is the exception, its folder ids being file paths the hub does not carry. The hub has
+no per-model outcomes under these names: hub rows carry proxy labels only (real-outcome
+labels come from the folder's `routing/`). `datasets` is imported only when used; offline
+machines use the folder.
 
     pickspin train --from-hub            # needs `pip install datasets` and hub access
 """
@@ -30,8 +31,8 @@ def _options(choices: Iterable[str]) -> str:
 
 
 def _gsm8k(r: Mapping[str, Any], split: str, i: int) -> Row:
-    return {"id": str(i), "benchmark": "gsm8k", "split": split, "prompt": r["question"],
-            "answer": r["answer"].split("####")[-1].strip(), "meta": {}}
+    return {"id": f"gsm8k/{split}/{i}", "benchmark": "gsm8k", "split": split,
+            "prompt": r["question"], "answer": r["answer"].split("####")[-1].strip(), "meta": {}}
 
 
 def _arc(difficulty: str) -> Callable[[Mapping[str, Any], str, int], Row]:
@@ -53,7 +54,9 @@ def _mmlu_pro(r: Mapping[str, Any], split: str, i: int) -> Row:
 
 def _math(r: Mapping[str, Any], split: str, i: int) -> Row:
     level = re.fullmatch(r"Level (\d)", str(r.get("level", "")))
-    return {"id": f"{split}/{r['type']}/{i}", "benchmark": "math", "split": split,
+    # the folder's ids are the original file paths, which the hub does not carry: these
+    # keys cannot match them (see `pickspin train --from-hub`)
+    return {"id": f"hub/{split}/{r['type']}/{i}", "benchmark": "math", "split": split,
             "prompt": r["problem"], "answer": "",
             "meta": {"level": int(level.group(1)) if level else None, "subject": r["type"]}}
 
@@ -61,12 +64,14 @@ def _math(r: Mapping[str, Any], split: str, i: int) -> Row:
 def _hellaswag(r: Mapping[str, Any], split: str, i: int) -> Row:
     prompt = ("Choose the most plausible continuation of the following text.\n\n"
               f"{r['activity_label']}: {r['ctx']}...\n\n{_options(r['endings'])}\n\n{MC_TAIL}")
-    return {"id": str(r.get("ind", i)), "benchmark": "hellaswag", "split": split,
+    return {"id": f"hellaswag/{split}/{r.get('ind', i)}", "benchmark": "hellaswag",
+            "split": split,
             "prompt": prompt, "answer": LETTERS[int(r["label"])], "meta": {}}
 
 
 def _truthfulqa(r: Mapping[str, Any], split: str, i: int) -> Row:
-    return {"id": str(i), "benchmark": "truthfulqa", "split": split, "prompt": r["question"],
+    return {"id": f"truthfulqa/{i}", "benchmark": "truthfulqa", "split": split,
+            "prompt": r["question"],
             "answer": r["best_answer"], "meta": {"category": r.get("category")}}
 
 
@@ -74,7 +79,7 @@ def _mbpp(r: Mapping[str, Any], split: str, i: int) -> Row:
     tests = "\n".join(r["test_list"])
     prompt = (f"You are an expert Python programmer, and here is your task: {r['text']} "
               f"Your code should pass these tests:\n\n{tests}")
-    return {"id": str(r["task_id"]), "benchmark": "mbpp", "split": split, "prompt": prompt,
+    return {"id": f"mbpp/{r['task_id']}", "benchmark": "mbpp", "split": split, "prompt": prompt,
             "answer": r["code"], "meta": {}}
 
 
