@@ -185,3 +185,9 @@ class PrometheusStats:
 
     def collect(self) -> dict[str, ServiceStats]:
         return service_stats(self.settings, self.query_all(), self.window_seconds)
+
+    def close(self) -> None:
+        """Release the client's HTTP session, where it has one."""
+        close = getattr(self.client, "close", None)
+        if callable(close):
+            close()

@@ -124,6 +124,10 @@ class KubeReplicas(ReplicaSource):
                                          int(deployment.status.ready_replicas or 0))
         return out
 
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.api_client.close()
+
     def _read(self, name: str) -> Any:
         import urllib3
         from kubernetes.client.exceptions import ApiException

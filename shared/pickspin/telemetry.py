@@ -133,6 +133,8 @@ class StatsSource(Protocol):
 
     def collect(self) -> dict[str, ServiceStats]: ...
 
+    def close(self) -> None: ...
+
 
 class ProbeSource(Protocol):
     """Health and replicas per service (`probes.BackendProber`, `probes.ReplicaProber`)."""
@@ -170,10 +172,12 @@ class Telemetry:
             measured = self.stats.collect()
         except StatsUnavailable as exc:
             self.log.warning("statistics from events this tick: %s", exc)
-            return self.window.snapshot(probes)
+            return snapshot_of(events, probes, self.window.clock(), self.window.seconds)
         merged = {name: with_event_fallbacks(measured.get(name, ServiceStats()), from_events)
                   for name, from_events in events.items()}
         return snapshot_of(merged, probes, self.window.clock(), self.stats.window_seconds)
 
     def close(self) -> None:
         self.probes.close()
+        if self.stats is not None:
+            self.stats.close()
