@@ -12,9 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from pickspin.engine_stats import EngineStats
 from pickspin.replicas import ReplicaSource, ReplicaSourceError, probe_from
-from pickspin.settings import Service, Settings
+from pickspin.settings import BackendKind, Service, Settings
 from pickspin.telemetry import Probe, ProbeSource
+
+
+def _count(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 class BackendProber:
@@ -34,9 +39,10 @@ class BackendProber:
     def probe(self, service: Service) -> Probe:
         if not service.endpoint:
             return Probe(healthy=False)
-        health = self.settings.backend(service.backend).health_path
+        backend = self.settings.backend(service.backend)
+        base = service.endpoint.rstrip("/")
         try:
-            answer = self._http.get(service.endpoint.rstrip("/") + health)
+            answer = self._http.get(base + backend.health_path)
             ok = answer.status_code == 200
         except httpx.ConnectError:
             self._failures[service.name] = self.failure_threshold
@@ -45,7 +51,17 @@ class BackendProber:
             ok = False
         failures = 0 if ok else self._failures.get(service.name, 0) + 1
         self._failures[service.name] = failures
-        return Probe(healthy=failures < self.failure_threshold)
+        load = self._engine(base + backend.metrics_path, backend.kind) if ok else EngineStats()
+        return Probe(healthy=failures < self.failure_threshold,
+                     running=_count(load.running), waiting=_count(load.waiting))
+
+    def _engine(self, url: str, kind: BackendKind) -> EngineStats:
+        """Requests the engine is running and queueing, from its own metrics under its real
+        names (what the selector's free-capacity check needs); nothing when unreadable."""
+        try:
+            return EngineStats.from_scrape(kind, self._http.get(url).text)
+        except (httpx.HTTPError, ValueError):
+            return EngineStats()
 
     def probe_all(self) -> dict[str, Probe]:
         services = self.settings.services

@@ -51,6 +51,9 @@ def test_a_slow_health_answer_must_repeat_before_a_backend_counts_unhealthy(sett
     answers = {"gemma-3-27b-vllm": [503, 503, 503, 200], "gemma-3-27b-tgi": ["refused"]}
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/metrics":  # the engine's own load, under vLLM's names
+            return httpx.Response(200, text='vllm:num_requests_running{model_name="m"} 3\n'
+                                            'vllm:num_requests_waiting{model_name="m"} 2\n')
         host = request.url.host
         answer = answers[host].pop(0)
         if answer == "refused":
@@ -59,6 +62,9 @@ def test_a_slow_health_answer_must_repeat_before_a_backend_counts_unhealthy(sett
 
     prober = BackendProber(settings, httpx.Client(transport=httpx.MockTransport(handler)))
     vllm, tgi = settings.service("gemma-3-27b-vllm"), settings.service("gemma-3-27b-tgi")
-    assert [prober.probe(vllm).healthy for _ in range(4)] == [True, True, False, True]
+    probes = [prober.probe(vllm) for _ in range(4)]
+    assert [p.healthy for p in probes] == [True, True, False, True]
+    assert (probes[-1].running, probes[-1].waiting) == (3, 2)  # read when healthy
+    assert probes[0].running is None
     assert prober.probe(tgi).healthy is False  # nothing listening counts at once
     prober.close()
