@@ -1,9 +1,11 @@
 """What a backend's own Prometheus text says about its load and latency (pure parsers).
 
-In the manner of vLLM production-stack's `EngineStats.from_vllm_scrape(text)`, for the three
+In the manner of vLLM production-stack's `EngineStats.from_vllm_scrape(text)`, for the
 engines pickspin serves. A figure the kind does not expose is None, never a made-up zero.
 
-Names read per kind (vLLM; TGI; trtllm-serve):
+Names read per kind (vLLM; TGI; trtllm-serve). llama-server (`--metrics`) gives running
+`llamacpp:requests_processing`, waiting `llamacpp:requests_deferred` and kv_cache_usage
+`llamacpp:kv_cache_usage_ratio`, and no latency or success series.
 
 - running: `vllm:num_requests_running`; `tgi_batch_current_size`;
   `trtllm_num_requests_running`

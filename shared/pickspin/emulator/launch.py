@@ -93,9 +93,9 @@ def start_emulator(
             return proc
         time.sleep(0.05)
     tail = Path(log_path).read_text(errors="replace")[-2000:]
-    stop_emulator(proc)
+    stop_emulator(proc)  # removes a temporary log: its tail is quoted here instead
     raise RuntimeError(f"emulator {service} did not start listening on {host}:{port} "
-                       f"(exit code {proc.returncode}); log {log_path}:\n{tail}")
+                       f"(exit code {proc.returncode}); its log ended with:\n{tail}")
 
 
 def wait_ready(base_url: str, timeout: float = 30.0, health_path: str = "/health") -> bool:

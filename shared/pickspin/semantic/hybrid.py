@@ -46,10 +46,6 @@ class HybridRouter(Router):
         self._semantic = semantic
         self._threshold = threshold
 
-    @property
-    def threshold(self) -> float:
-        return self._threshold
-
     def verdict(self, prompt: str) -> HybridVerdict:
         kw = self._keyword.classify(prompt)
         semantic = None if decide(kw, self._threshold) else self._semantic.classify(prompt)

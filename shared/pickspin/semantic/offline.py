@@ -139,8 +139,8 @@ def evaluate(settings: Settings, examples: Sequence[Example], semantic: Semantic
         # answers' length, which no router knows in advance
         expected = _costs_of([dev[i] for i in d_idx], source, costs).mean(axis=0).tolist()
         routing[source] = {}
+        quality = np.array(tier_quality(source, fit_rows))
         for name in ROUTERS:
-            quality = np.array(tier_quality(source, fit_rows))
             routing[source][name] = routing_quality(
                 name, test_probs[name][t_idx], correct, row_costs, quality, expected)
         progress(f"routing quality on {source}: {len(t_idx)} held-out rows")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from pickspin.semantic.evaluate import random_mix
 from pickspin.semantic.labels import TIER_MAPS
@@ -74,7 +73,7 @@ def _pct(x: float | None) -> str:
     return "not reached" if x is None else f"{100 * x:.1f} %"
 
 
-def markdown(ev: Evaluation, data: dict[str, Any]) -> str:
+def markdown(ev: Evaluation) -> str:
     lines = ["# Complexity routing: offline evaluation", "",
              f"Held-out rows: {ev.rows['test']} test. quality(L, k) comes from train + dev rows, "
              "the policy's expected tier costs from dev rows; split by hashing the prompt id.",
@@ -132,5 +131,5 @@ def write_report(ev: Evaluation, out_dir: Path) -> Path:
     (out_dir / "routing-report.json").write_text(json.dumps(data, indent=2) + "\n",
                                                  encoding="utf-8")
     md = out_dir / "routing-report.md"
-    md.write_text(markdown(ev, data), encoding="utf-8")
+    md.write_text(markdown(ev), encoding="utf-8")
     return md
