@@ -27,6 +27,7 @@ import yaml
 
 from pickspin.local.stack import down, up
 from pickspin.settings import Settings
+from pickspin.telemetry import quantile as nearest_rank
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = ["Define the word entropy", "Prove that there are infinitely many primes",
@@ -59,8 +60,8 @@ def ttft(http: httpx.Client, url: str, body: dict) -> tuple[float, httpx.Headers
 
 
 def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))]
+    """The same nearest-rank quantile telemetry reports."""
+    return nearest_rank(sorted(values), q)
 
 
 def run(endpoint: str, endpoints: dict[str, str], n: int, concurrency: int) -> dict:
