@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,15 +56,27 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from pickspin.local.stack import status
+    from pickspin.local.stack import services, status
 
-    rows = status(_state_dir(args.state_dir))
+    state_dir = _state_dir(args.state_dir)
+    rows = status(state_dir)
     if not rows:
-        print("nothing is running (no state in " + str(_state_dir(args.state_dir)) + ")")
+        print("nothing is running (no state in " + str(state_dir) + ")")
         return 1
     print(f"{'name':<26}{'kind':<10}{'pid':>8}  {'state':<10} url")
     for r in rows:
         print(f"{r['name']!s:<26}{r['kind']!s:<10}{r['pid']!s:>8}  {r['state']!s:<10} {r['url']}")
+    backends = services(state_dir)
+    if backends:
+        print(f"\n{'service':<34}{'replicas':>9}{'ready':>6}{'restarts':>9}  last crash")
+        for name, s in backends.items():
+            crash = s.get("last_crash")
+            said = "-"
+            if isinstance(crash, dict):
+                ago = time.time() - float(crash.get("at") or 0)
+                said = f"{crash.get('description')} (pid {crash.get('pid')}, {ago:.0f} s ago)"
+            print(f"{name:<34}{s.get('replicas')!s:>9}{s.get('ready')!s:>6}"
+                  f"{s.get('restarts')!s:>9}  {said}")
     return 0
 
 

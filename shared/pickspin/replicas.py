@@ -32,9 +32,19 @@ class ReplicaSourceError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class CrashReport:
+    """How a service's last replica that died unasked ended (a pod's lastState.terminated)."""
+
+    at: float  # wall-clock seconds when it was seen dead
+    description: str  # e.g. "killed by SIGSEGV (fault in libggml-cpu.so)"
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
 class Replicas:
     replicas: int
     ready: int
+    last_crash: CrashReport | None = None
 
 
 class ReplicaSource(ABC):
@@ -46,6 +56,16 @@ class ReplicaSource(ABC):
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release what the source holds."""
+
+    def crash_since(self, service: str, since: float) -> CrashReport | None:
+        """The crash of one of `service`'s replicas seen at or after `since` (wall clock),
+        if the source knows of one; errors reading the source count as none."""
+        try:
+            count = self.replicas().get(service)
+        except ReplicaSourceError:
+            return None
+        crash = count.last_crash if count else None
+        return crash if crash is not None and crash.at >= since else None
 
 
 def probe_from(count: Replicas | None) -> Probe:
@@ -61,14 +81,19 @@ def probe_from(count: Replicas | None) -> Probe:
 
 
 def parse_local(data: Any) -> dict[str, Replicas]:
-    """The local scaler's `{"<service>": {"replicas": n, "ready": m}}` (pure, strict)."""
+    """The local scaler's `{"<service>": {"replicas": n, "ready": m, "last_crash": {…}}}`
+    (pure, strict)."""
     if not isinstance(data, Mapping):
         raise ReplicaSourceError("replicas: expected a JSON object of services")
     out = {}
     for name, entry in data.items():
         try:
-            out[str(name)] = Replicas(int(entry["replicas"]), int(entry["ready"]))
-        except (KeyError, TypeError, ValueError):
+            crash = entry.get("last_crash")
+            report = None if crash is None else CrashReport(
+                float(crash["at"]), str(crash["description"]),
+                None if crash.get("pid") is None else int(crash["pid"]))
+            out[str(name)] = Replicas(int(entry["replicas"]), int(entry["ready"]), report)
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise ReplicaSourceError(f"replicas: bad entry for {name!r}: {entry!r}") from None
     return out
 

@@ -159,6 +159,9 @@ class Emulation(_Model):
     max_concurrency: int = Field(gt=0)
     cold_start_seconds: float = Field(default=0, ge=0)
     error_rate: float = Field(default=0, ge=0, le=1)
+    # -- fault injection: the process kills itself with SIGSEGV after streaming this many
+    #    tokens of an answer (0: before the first), as a native engine crash would
+    crash_after_tokens: int | None = Field(default=None, ge=0)
     source: str = ""
 
     @model_validator(mode="after")

@@ -26,6 +26,7 @@ class GatewayFunction(FlaskFunction):
             classifier_url=cfg["PICKSPIN_CLASSIFIER_URL"],
             selector_url=cfg["PICKSPIN_SELECTOR_URL"],
             sink=cfg.get("K_SINK") or None,
+            replicas_url=cfg.get("PICKSPIN_REPLICAS_URL") or None,
         )
         self.gateway = Gateway(settings, wiring)
         return create_app(self.gateway)

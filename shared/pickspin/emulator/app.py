@@ -19,7 +19,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -225,6 +227,7 @@ class EmulatorApp:
             await self._until(first_at + (len(tokens) - 1) * step, gone)
             if gone.is_set():
                 return
+            self._crash_point(len(tokens))
             await _send_json(send, 200, full_response(req, rid, created, self.fingerprint,
                                                       tokens))
         else:
@@ -238,6 +241,7 @@ class EmulatorApp:
                     return
                 if i == 0:
                     ttft = self.clock() - arrival
+                self._crash_point(i)
                 chunk = stream_chunk(req, rid, created, self.fingerprint, text=token,
                                      first=i == 0)
                 await send({"type": "http.response.body", "body": sse(chunk), "more_body": True})
@@ -251,6 +255,16 @@ class EmulatorApp:
             ttft=ttft, e2e=self.clock() - arrival, queued=started - arrival,
             prompt_tokens=req.prompt_tokens, generation_tokens=len(tokens),
             finish_reason=req.finish_reason)
+
+
+    def _crash_point(self, sent: int) -> None:
+        """Fault injection (`crashAfterTokens`): once `sent` tokens reach it, die by SIGSEGV
+        as a native engine does when it faults mid-answer (nothing is flushed or closed)."""
+        limit = self.profile.crash_after_tokens
+        if limit is not None and sent >= limit:
+            log.error("crashAfterTokens=%d reached: this process kills itself with SIGSEGV",
+                      limit)
+            os.kill(os.getpid(), signal.SIGSEGV)
 
 
 # ---- ASGI helpers ---------------------------------------------------------------------

@@ -65,6 +65,7 @@ class EmulationProfile:
     max_concurrency: int
     cold_start_seconds: float = 0.0
     error_rate: float = 0.0
+    crash_after_tokens: int | None = None
     default_max_tokens: int = 64
     max_model_len: int = 32768
 
@@ -91,6 +92,7 @@ class EmulationProfile:
             max_concurrency=emulation.max_concurrency,
             cold_start_seconds=emulation.cold_start_seconds,
             error_rate=emulation.error_rate,
+            crash_after_tokens=emulation.crash_after_tokens,
         )
 
     def with_overrides(

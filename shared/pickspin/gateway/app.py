@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,10 +31,12 @@ from pickspin.gateway.coldstart import ColdStarts
 from pickspin.gateway.metrics import GatewayMetrics
 from pickspin.gateway.openai_request import AUTO_MODEL, ParsedRequest, parse
 from pickspin.gateway.proxy import BackendProxy, Upstream
+from pickspin.replicas import LocalReplicas, ReplicaSource
 from pickspin.settings import COMPLEXITY_CLASSES, RouterName, Settings
 
 SOURCE = "/pickspin/gateway"
 PROFILE_PREFIX = "pickspin/"
+log = logging.getLogger("pickspin.gateway")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Wiring:
     classifier_url: str
     selector_url: str
     sink: str | None = None
+    #: where replica counts and crashes are read (the local scaler's status server)
+    replicas_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,12 +81,17 @@ class Gateway:
         metrics: GatewayMetrics | None = None,
         emitter: Emitter | None = None,
         cold: ColdStarts | None = None,
+        replicas: ReplicaSource | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        crash_wait: float = 0.2,
     ) -> None:
         self.settings = settings
         self.wiring = wiring
+        self.replicas = replicas or (LocalReplicas(wiring.replicas_url)
+                                     if wiring.replicas_url else None)
+        self.crash_wait = crash_wait
         self.events = events or EventClient()
-        self.proxy = proxy or BackendProxy()
+        self.proxy = proxy or BackendProxy(explain=self.explain_lost)
         self.metrics = metrics or GatewayMetrics(settings)
         self.emitter = emitter or Emitter(wiring.sink)
         self.cold = cold or ColdStarts(settings, self.metrics.pending)
@@ -211,6 +221,23 @@ class Gateway:
                                                             timed_out=True)
         return [chosen, *rest], ColdOutcome("hold", chosen.service, waited)
 
+    def explain_lost(self, service: str, reason: str, since: float) -> str:
+        """A lost connection to `service`: if one of its replicas crashed meanwhile, say so
+        (with its signal) instead of the protocol error, and log it. The process may be seen
+        dead a moment after its socket closed, so look a few times within `crash_wait`."""
+        if self.replicas is None:
+            return reason
+        deadline = time.monotonic() + self.crash_wait
+        while True:
+            crash = self.replicas.crash_since(service, since)
+            if crash is not None:
+                log.warning("backend %s crashed while answering: %s (pid %s); it is being "
+                            "replaced", service, crash.description, crash.pid)
+                return f"crashed: {crash.description}"
+            if time.monotonic() >= deadline:
+                return reason
+            time.sleep(0.05)
+
     def _inflight(self, service: str, delta: int) -> None:
         self.metrics.inflight.labels(service).inc(delta)
 
@@ -247,6 +274,8 @@ class Gateway:
                         mimetype="application/json")
 
     def close(self) -> None:
+        if self.replicas is not None:
+            self.replicas.close()
         self.cold.close()
         self.emitter.close()
         self.events.close()

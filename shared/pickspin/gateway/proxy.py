@@ -16,6 +16,10 @@ from pickspin.events import Candidate
 PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
 # Failures that mean "the connection went away before any answer", safe to retry once.
 STALE_CONNECTION = frozenset({"RemoteProtocolError", "ReadError", "WriteError"})
+# Failures a backend process dying mid-answer shows as (worth asking why it went away).
+CONNECTION_LOST = STALE_CONNECTION | {"empty-stream"}
+# (service, reason, since wall-clock) → the reason to report (e.g. what crashed)
+Explain = Callable[[str, str, float], str]
 
 
 @dataclass
@@ -63,12 +67,14 @@ class BackendProxy:
         connect_timeout: float = 2.0,
         first_token_timeout: float = 60.0,
         clock: Callable[[], float] = time.perf_counter,
+        explain: Explain = lambda service, reason, since: reason,
     ) -> None:
         self._http = http or httpx.Client(
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=128)
         )
         self._timeout = httpx.Timeout(first_token_timeout, connect=connect_timeout)
         self._clock = clock
+        self._explain = explain
 
     def forward(
         self,
@@ -81,8 +87,10 @@ class BackendProxy:
         """Try candidates in order; return the first that starts answering.
 
         `inflight(service, +1)` is called before each attempt and `(service, -1)` when it
-        fails; the caller ends the successful one when its answer is done.
+        fails; the caller ends the successful one when its answer is done. A candidate whose
+        connection was lost is reported with what `explain` finds (a crashed process, say).
         """
+        since = time.time()
         failed: list[str] = []
         for candidate in candidates:
             inflight(candidate.service, 1)
@@ -92,7 +100,10 @@ class BackendProxy:
                 upstream = self._try_twice(url, payload, candidate, started, failed)
             except _Failed as exc:
                 inflight(candidate.service, -1)
-                failed.append(f"{candidate.service}={exc}")
+                reason = str(exc)
+                if reason in CONNECTION_LOST:
+                    reason = self._explain(candidate.service, reason, since)
+                failed.append(f"{candidate.service}={reason}")
                 continue
             return upstream
         raise BackendFailed("every candidate backend failed: " + ", ".join(failed))

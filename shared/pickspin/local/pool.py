@@ -1,6 +1,8 @@
 """A local stand-in for a Deployment and its Service: replica processes behind one stable
 port. Connections go round-robin to ready replicas; at zero replicas they are closed at
-once, as a Kubernetes Service without endpoints would refuse them."""
+once, as a Kubernetes Service without endpoints would refuse them. A replica that dies
+unasked is replaced, and how it died (exit code or signal, and the library it faulted in)
+is kept, as a pod's `lastState.terminated` keeps it."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 
+from pickspin.local.crash import Crash, diagnose, reap
 from pickspin.local.processes import Proc, free_port, stop
 
 Launcher = Callable[[str, int], Proc]  # (service name, port) → started process
@@ -28,6 +32,7 @@ class Replica:
     #: started to replace a replica that crashed (its readiness ends a recovery)
     recovering: bool = False
     connections: set[asyncio.StreamWriter] = field(default_factory=set)
+    started_wall: float = field(default_factory=time.time)
 
     @property
     def ready(self) -> bool:
@@ -45,6 +50,8 @@ class ServicePool:
         self.replicas: list[Replica] = []
         self.restarts = 0
         self.last_recovery_seconds: float | None = None
+        #: how the replicas that died unasked ended, newest last
+        self.crashes: deque[Crash] = deque(maxlen=10)
         self._rr = itertools.count()
         self._server: asyncio.Server | None = None
         self._http = httpx.AsyncClient(timeout=1.0)
@@ -98,15 +105,33 @@ class ServicePool:
         self.replicas.append(replica)
         return replica
 
+    @property
+    def last_crash(self) -> Crash | None:
+        return self.crashes[-1] if self.crashes else None
+
+    def reap(self) -> list[Crash]:
+        """Find replicas that died: record how each ended and replace it, unless it was
+        draining (a scale-down). Only looks at processes, so it is cheap to call often."""
+        found = []
+        for replica in list(self.replicas):
+            if replica.proc.alive():
+                continue
+            self.replicas.remove(replica)
+            code = reap(replica.proc.pid)  # also frees the zombie
+            if replica.draining:
+                continue
+            crash = diagnose(replica.proc.pid, code, time.time(),
+                             since=replica.started_wall)
+            self.crashes.append(crash)
+            found.append(crash)
+            self.restarts += 1
+            self.start_replica().recovering = True
+        return found
+
     async def check(self) -> None:
         """Mark replicas ready when their health answers; replace ones that died."""
+        self.reap()
         for replica in list(self.replicas):
-            if not replica.proc.alive():
-                self.replicas.remove(replica)
-                if not replica.draining:  # a crash, not a scale-down: recreate it
-                    self.restarts += 1
-                    self.start_replica().recovering = True
-                continue
             if replica.ready_at is None and await self._healthy(replica):
                 replica.ready_at = self.clock()
                 if replica.recovering:

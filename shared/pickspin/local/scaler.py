@@ -101,8 +101,10 @@ class LocalScaler:
         out: dict[str, dict[str, object]] = {}
         for name, pool in self.pools.items():
             last = self.history[name].last
+            crash = pool.last_crash
             out[name] = {
                 "replicas": pool.count, "ready": pool.ready_count, "restarts": pool.restarts,
+                "last_crash": crash.to_json() if crash else None,
                 "pids": [r.proc.pid for r in pool.replicas if not r.draining],
                 "last_recovery_seconds": pool.last_recovery_seconds,
                 "reason": last[1].reason.value if last else None,
@@ -125,7 +127,9 @@ def prometheus_query(http: httpx.AsyncClient, url: str) -> Query:
 
 
 async def serve_status(scaler: LocalScaler, port: int) -> asyncio.Server:
-    """`GET /replicas` (what telemetry reads) and `GET /health` on a tiny HTTP server."""
+    """`GET /replicas` (what telemetry and the gateway read) and `GET /health` on a tiny
+    HTTP server. `/replicas` first looks for replicas that died since the last poll, so a
+    caller that just lost a connection learns at once whether the backend crashed."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -133,6 +137,9 @@ async def serve_status(scaler: LocalScaler, port: int) -> asyncio.Server:
             while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                 pass
             path = request.split()[1].decode() if len(request.split()) > 1 else "/"
+            if path == "/replicas":
+                for pool in scaler.pools.values():
+                    pool.reap()
             status, body = ("200 OK", json.dumps(scaler.replicas()).encode()) \
                 if path == "/replicas" else ("200 OK", b"ok") if path == "/health" \
                 else ("404 Not Found", b"not found")

@@ -92,14 +92,17 @@ def up(
         procs.append(prometheus)
         assert prometheus.url
         telemetry_env = {"PICKSPIN_PROMETHEUS_URL": prometheus.url}
+        gateway_env: dict[str, str] = {}
         if scale:
             scaler = _start_scaler(config, prometheus.url, prom_dir, logs)
             procs.append(scaler)
             assert scaler.url
             telemetry_env["PICKSPIN_REPLICAS_URL"] = scaler.url
+            gateway_env["PICKSPIN_REPLICAS_URL"] = scaler.url  # to tell a crash from a drop
         else:
             procs += _start_backends(runtime, ports, config, prom_dir, logs)
-        functions = start_functions(config, logs, tick_seconds, functions_dir, telemetry_env)
+        functions = start_functions(config, logs, tick_seconds, functions_dir, telemetry_env,
+                                    gateway_env)
         procs += functions
         gateway = next(p for p in functions if p.name == "gateway")
         write_targets(prom_dir, "functions",
@@ -181,7 +184,8 @@ def _wait_warm_pools(runtime: Settings, scaler: Proc, timeout: float, log: bool)
 
 def start_functions(config: Path, logs: Path, tick_seconds: float = 5.0,
                     functions_dir: Path = REPO / "functions",
-                    telemetry_env: dict[str, str] | None = None) -> list[Proc]:
+                    telemetry_env: dict[str, str] | None = None,
+                    gateway_env: dict[str, str] | None = None) -> list[Proc]:
     """The four functions (func-python, as `kn func build` runs them) and the ticker."""
     ports = {f: free_port() for f in FUNCTIONS}
     urls = {f: f"http://127.0.0.1:{p}" for f, p in ports.items()}
@@ -197,6 +201,7 @@ def start_functions(config: Path, logs: Path, tick_seconds: float = 5.0,
             "PICKSPIN_TELEMETRY_URL": urls["telemetry"],
             "PYTHONUNBUFFERED": "1",
             **((telemetry_env or {}) if fn == "telemetry" else {}),
+            **((gateway_env or {}) if fn == "gateway" else {}),
         }
         argv = [python(), "-c",
                 "from func_python.http import serve; import function; serve(function.new)"]
@@ -265,3 +270,18 @@ def status(state_dir: Path) -> list[dict[str, object]]:
         rows.append({"name": proc.name, "kind": proc.kind, "pid": proc.pid,
                      "url": proc.url or "-", "state": state})
     return rows
+
+
+def services(state_dir: Path) -> dict[str, dict[str, object]]:
+    """Per backend service, what the local scaler reports: replicas, ready, restarts and
+    how the last replica that died unasked ended (empty without a running scaler)."""
+    stack = Stack.load(state_dir)
+    scaler = next((p for p in stack.procs if p.kind == "scaler"), None) if stack else None
+    if scaler is None or scaler.url is None or not scaler.alive():
+        return {}
+    try:
+        data: dict[str, dict[str, object]] = httpx.get(f"{scaler.url}/replicas",
+                                                       timeout=2.0).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return data
