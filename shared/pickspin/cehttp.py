@@ -1,50 +1,21 @@
-"""CloudEvents over HTTP for the functions: decode a request, reply, call, and emit to K_SINK."""
+"""CloudEvents over HTTP between the functions: request/reply calls, and emitting to K_SINK.
+
+Calls are binary mode; replies are decoded in either mode (func_python.cloudevent answers in
+binary or structured mode). Receiving is func-python's job (`pickspin.function`)."""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
-from typing import Literal
 
 import httpx
 from cloudevents.core.v1.event import CloudEvent
-from flask import Request, Response
 
 from pickspin.errors import InvalidEvent, PickspinError, RelayedError, UpstreamError
 from pickspin.events import EventType, decode, encode
 
 log = logging.getLogger("pickspin.events")
-
-# An event body larger than this is refused before parsing (the gateway bounds prompts too).
-MAX_EVENT_BYTES = 4 * 1024 * 1024
-
-
-def event_from_request(request: Request, *accepted: EventType) -> CloudEvent:
-    """The request's CloudEvent, of one of the accepted types, or InvalidEvent (HTTP 400)."""
-    if request.content_length and request.content_length > MAX_EVENT_BYTES:
-        raise InvalidEvent(f"event larger than {MAX_EVENT_BYTES} bytes")
-    event = decode(dict(request.headers), request.get_data(cache=False))
-    if accepted and event.get_type() not in accepted:
-        raise InvalidEvent(
-            f"unexpected event type {event.get_type()!r}; this function takes "
-            f"{[t.value for t in accepted]}"
-        )
-    return event
-
-
-def event_response(
-    event: CloudEvent, mode: Literal["binary", "structured"] = "binary"
-) -> Response:
-    """A 200 reply carrying `event` (Knative re-injects replies into the Broker)."""
-    message = encode(event, mode)
-    return Response(message.body, status=200, headers=dict(message.headers))
-
-
-def accepted() -> Response:
-    """202: taken, no reply event."""
-    return Response(status=202)
-
 
 class EventClient:
     """Request/reply and fire-and-forget CloudEvents over one pooled HTTP client."""

@@ -32,6 +32,8 @@ class EventType(StrEnum):
     ROUTE_SELECTED = "io.pickspin.route.selected"
     INFERENCE_COMPLETED = "io.pickspin.inference.completed"
     TELEMETRY_SNAPSHOT = "io.pickspin.telemetry.snapshot"
+    # A selector replica asking telemetry for its latest snapshot (reply: telemetry.snapshot).
+    TELEMETRY_REQUESTED = "io.pickspin.telemetry.requested"
     # A PingSource tick (Knative sends `dev.knative.sources.ping`).
     PING = "dev.knative.sources.ping"
 
@@ -143,12 +145,19 @@ class TelemetrySnapshot(_Data):
     services: dict[str, ServiceStats]
 
 
+class TelemetryRequested(_Data):
+    """Ask for the latest snapshot: one at most `max_age_seconds` old, computed if need be."""
+
+    max_age_seconds: float = Field(default=5.0, ge=0)
+
+
 DATA_MODELS: dict[EventType, type[_Data]] = {
     EventType.PROMPT_RECEIVED: PromptReceived,
     EventType.PROMPT_CLASSIFIED: PromptClassified,
     EventType.ROUTE_SELECTED: RouteSelected,
     EventType.INFERENCE_COMPLETED: InferenceCompleted,
     EventType.TELEMETRY_SNAPSHOT: TelemetrySnapshot,
+    EventType.TELEMETRY_REQUESTED: TelemetryRequested,
 }
 
 D = TypeVar("D", bound=_Data)

@@ -1,109 +1,171 @@
-"""The func lifecycle once for all four functions: a Flask app inside func-python's handle.
+"""The func lifecycle once for all four functions, and the CloudEvent functions' `handle`.
 
-Each function's `func.py` subclasses `FlaskFunction`, builds its Flask app in `create_app`
-from frozen settings, and exports `new()`. func-python (`func_python.http.serve(new)`, which
-`kn func build` wraps the function with) calls `start(cfg)` with a copy of the environment,
-then routes every request except `/health/*` to `handle`.
+Each function's `func.py` exports `new()`; func-python (what `kn func build` wraps the
+function with) calls `start(cfg)` with a copy of the environment, answers `/health/*` from
+`alive()` and `ready()`, and hands every other request to `handle(scope, receive, send)`.
+
+The classifier, selector and telemetry are `invoke: cloudevent` functions, served by
+`func_python.cloudevent`: before `handle` runs it has decoded the request into
+`scope["event"]` (a request that is not a CloudEvent gets its 400) and wrapped `send` in a
+`CloudEventSender`. `EventFunction.handle` looks the event's type up in the function's
+handler table, replies with the event the handler returns (200, in the mode it was asked
+in) or 202 when there is none, and maps errors once: a `PickspinError` to its status with the
+OpenAI error envelope (bad event data is a 400), anything else to a logged 500.
+
+The gateway is an HTTP function with a Flask app inside (`pickspin.httpfunction`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from a2wsgi import WSGIMiddleware
-from flask import Flask, Response, jsonify
+from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.errors import ConfigError, PickspinError
+from pickspin.errors import ConfigError, InvalidEvent, PickspinError
+from pickspin.events import EventType
 from pickspin.settings import CONFIG_ENV, Settings
 
 ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
 ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
+EventHandler = Callable[[CloudEvent], Awaitable[CloudEvent | None]]
 
 log = logging.getLogger("pickspin")
 
 
-class FlaskFunction(ABC):
-    """Base of the gateway, classifier, selector and telemetry functions."""
-
-    #: a2wsgi threads: requests served at once (streams hold one each)
-    workers = 16
+class Function(ABC):
+    """The lifecycle func expects: `start(cfg)`, `stop()`, `alive()`, `ready()`, `handle`."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
-        self._asgi: WSGIMiddleware | None = None
-        self.app: Flask | None = None
+        self.started = False
 
     @abstractmethod
-    def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Flask:
-        """Build the Flask app; raise to fail start-up."""
+    def setup(self, settings: Settings, cfg: Mapping[str, str]) -> None:
+        """Build what the function serves with; raise to fail start-up."""
+
+    @abstractmethod
+    async def handle(self, scope: dict[str, Any], receive: ASGIReceive, send: Any) -> None:
+        """Serve one request (ASGI)."""
 
     def start(self, cfg: Mapping[str, str]) -> None:
-        """Load settings (unless injected) and build the app; bad config fails start-up."""
+        """Load settings (unless injected) and set up; bad config fails start-up."""
         try:
             settings = self._settings or Settings.load(cfg.get(CONFIG_ENV) or None)
         except ConfigError as exc:
             log.error("%s", exc.message)
             raise
-        self.app = self.create_app(settings, cfg)
-        register_error_handlers(self.app)
-        self._asgi = WSGIMiddleware(self.app, workers=self.workers)  # type: ignore[arg-type]
+        self.setup(settings, cfg)
+        self.started = True
 
     def stop(self) -> None:
-        """Stop taking requests; subclasses extend to release what `create_app` took."""
-        self._asgi = None
+        """Stop taking requests; subclasses extend to release what `setup` took."""
+        self.started = False
 
     def alive(self) -> bool:
         return True
 
     def ready(self) -> tuple[bool, str]:
-        if self._asgi is None:
-            return False, "not started"
-        return True, "OK"
+        return (True, "OK") if self.started else (False, "not started")
 
-    async def handle(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
-        if self._asgi is None:
-            await _plain(send, 503, b"function not started")
+
+class EventSender(Protocol):
+    """What func_python.cloudevent's `CloudEventSender` offers a handler."""
+
+    async def binary(self, event: CloudEvent, status: int = 200) -> None: ...
+
+    async def structured(self, event: CloudEvent, status: int = 200) -> None: ...
+
+    async def http(self, message: dict[str, Any]) -> None: ...
+
+
+class NotStarted(PickspinError):
+    status = 503
+    type = "service_unavailable"
+    code = "not_started"
+
+
+class WrongMiddleware(PickspinError):
+    code = "wrong_middleware"
+
+
+class EventFunction(Function):
+    """Base of the CloudEvent functions: a table from event type to async handler.
+
+    >>> class Echo(EventFunction):
+    ...     def create_handlers(self, settings, cfg):
+    ...         return {EventType.PING: self.echo}
+    ...     async def echo(self, event):
+    ...         return event
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self.handlers: Mapping[str, EventHandler] = {}
+
+    @abstractmethod
+    def create_handlers(self, settings: Settings,
+                        cfg: Mapping[str, str]) -> Mapping[EventType, EventHandler]:
+        """Build the function's state; return the handler of each event type it takes."""
+
+    def setup(self, settings: Settings, cfg: Mapping[str, str]) -> None:
+        self.handlers = {t.value: h for t, h in self.create_handlers(settings, cfg).items()}
+
+    async def handle(self, scope: dict[str, Any], receive: ASGIReceive, send: Any) -> None:
+        try:
+            reply = await self._dispatch(scope.get("event"))
+        except PickspinError as exc:
+            await _respond(send, exc.status, json.dumps(exc.envelope()).encode())
             return
-        await self._asgi(scope, receive, send)  # type: ignore[arg-type]
+        except Exception as exc:
+            log.exception("unexpected error handling an event")
+            body = error_envelope(f"internal error: {exc}", "server_error", "internal")
+            await _respond(send, 500, json.dumps(body).encode())
+            return
+        if reply is None:
+            await _respond(send, 202, b"", content_type=None)
+        elif _structured(scope):
+            await send.structured(reply)
+        else:
+            await send.binary(reply)
+
+    async def _dispatch(self, event: object) -> CloudEvent | None:
+        if not self.started:
+            raise NotStarted("function not started")
+        if event is None:
+            raise WrongMiddleware("no CloudEvent in scope: an `invoke: cloudevent` function is "
+                                  "served by func_python.cloudevent")
+        if not isinstance(event, CloudEvent):  # the middleware also decodes spec 0.3
+            raise InvalidEvent("only CloudEvents spec version 1.0 is accepted")
+        handler = self.handlers.get(event.get_type())
+        if handler is None:
+            raise InvalidEvent(f"unexpected event type {event.get_type()!r}; this function "
+                               f"takes {sorted(self.handlers)}")
+        return await handler(event)
 
 
-def register_error_handlers(app: Flask) -> None:
-    """One table from exceptions to responses: the OpenAI envelope, never a bare 500 page."""
-
-    @app.errorhandler(PickspinError)
-    def _pickspin(exc: PickspinError) -> tuple[Response, int]:
-        return jsonify(exc.envelope()), exc.status
-
-    @app.errorhandler(404)
-    def _not_found(exc: Exception) -> tuple[Response, int]:
-        return jsonify(_envelope("no such route", "invalid_request_error", "not_found")), 404
-
-    @app.errorhandler(405)
-    def _bad_method(exc: Exception) -> tuple[Response, int]:
-        return jsonify(
-            _envelope("method not allowed", "invalid_request_error", "method_not_allowed")
-        ), 405
-
-    @app.errorhandler(413)
-    def _too_large(exc: Exception) -> tuple[Response, int]:
-        return jsonify(
-            _envelope("request body too large", "invalid_request_error", "too_large")
-        ), 413
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> tuple[Response, int]:
-        log.exception("unexpected error")
-        return jsonify(_envelope(f"internal error: {exc}", "server_error", "internal")), 500
+def _structured(scope: Mapping[str, Any]) -> bool:
+    """Whether the request came in structured mode (the reply goes back the same way)."""
+    for key, value in scope.get("headers", ()):
+        if key.lower() == b"content-type":
+            return bytes(value).lower().startswith(b"application/cloudevents")
+    return False
 
 
-def _envelope(message: str, type_: str, code: str) -> dict[str, Any]:
+async def _respond(send: Any, status: int, body: bytes,
+                   content_type: bytes | None = b"application/json") -> None:
+    """A plain HTTP answer, through the CloudEventSender's raw channel when there is one."""
+    raw = getattr(send, "http", send)
+    headers = [(b"content-length", str(len(body)).encode())]
+    if content_type:
+        headers.append((b"content-type", content_type))
+    await raw({"type": "http.response.start", "status": status, "headers": headers})
+    await raw({"type": "http.response.body", "body": body})
+
+
+def error_envelope(message: str, type_: str, code: str) -> dict[str, Any]:
+    """The OpenAI error envelope for an error that is not a `PickspinError`."""
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
-
-
-async def _plain(send: ASGISend, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": body})

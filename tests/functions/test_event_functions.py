@@ -1,9 +1,12 @@
-"""Each CloudEvent function's `handle`, driven with events built by the cloudevents SDK."""
+"""Each CloudEvent function's `handle` behind func_python.cloudevent's ASGI application (what
+`kn func build` serves an `invoke: cloudevent` function with), driven with events built by
+the cloudevents SDK."""
 
 from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from cloudevents.core.bindings.http import (
@@ -13,10 +16,23 @@ from cloudevents.core.bindings.http import (
     to_structured_event,
 )
 from cloudevents.core.v1.event import CloudEvent
+from func_python.cloudevent import ASGIApplication
 
-from tests.conftest import call, load_function
+from tests.conftest import Reply, call, load_function
 
 MODES = {"binary": to_binary_event, "structured": to_structured_event}
+
+
+class Served:
+    """`fn` behind the cloudevent middleware: it decodes the event into `scope["event"]` and
+    hands `fn.handle` a CloudEventSender."""
+
+    def __init__(self, fn: Any) -> None:
+        self.handle = ASGIApplication(fn)
+
+
+async def post_raw(fn: Any, headers: dict[str, str], body: bytes) -> Reply:
+    return await call(Served(fn), "POST", "/", headers, body)
 
 
 def sdk_event(type_: str, data: dict) -> CloudEvent:
@@ -24,9 +40,9 @@ def sdk_event(type_: str, data: dict) -> CloudEvent:
                       data)
 
 
-async def post(fn, event: CloudEvent, mode: str):
+async def post(fn, event: CloudEvent, mode: str) -> Reply:
     message = MODES[mode](event)
-    return await call(fn, "POST", "/", dict(message.headers), message.body)
+    return await post_raw(fn, dict(message.headers), message.body)
 
 
 def reply_event(reply) -> CloudEvent:
@@ -70,22 +86,57 @@ async def test_classifier_readiness_names_unavailable_routers(settings, tmp_path
 
 
 @pytest.mark.parametrize(
-    ("headers", "body", "expect"),
+    ("headers", "body"),
     [
-        ({"content-type": "application/json"}, b'{"prompt": "hi"}', "not a CloudEvent"),
+        ({"content-type": "application/json"}, b'{"prompt": "hi"}'),
         ({"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/t",
-          "content-type": "application/json"}, b"{}", "invalid CloudEvent"),
-        ({"content-type": "application/cloudevents+json"}, b"{not json", "invalid CloudEvent"),
+          "content-type": "application/json"}, b"{}"),
+        ({"content-type": "application/cloudevents+json"}, b"{not json"),
+        ({"content-type": "application/cloudevents+json"}, b"\xff\xfe"),
+        ({"ce-specversion": "9.9", "ce-id": "1", "ce-source": "/t", "ce-type": PROMPT}, b"{}"),
+        ({"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/t", "ce-type": PROMPT,
+          "ce-time": "yesterday"}, b"{}"),
     ],
-    ids=["plain-json", "missing-type", "broken-structured"],
+    ids=["plain-json", "missing-type", "broken-structured", "not-utf8", "unknown-spec",
+         "bad-time"],
 )
-async def test_classifier_rejects_invalid_events_with_400(start_function, headers, body, expect):
+async def test_the_middleware_answers_a_malformed_event_with_400(start_function, headers, body):
     fn = start_function("classifier")
-    reply = await call(fn, "POST", "/", headers, body)
+    reply = await post_raw(fn, headers, body)
     assert reply.status == 400
-    assert expect in reply.json()["error"]["message"]
+    assert b"expects CloudEvent" in reply.body  # func-python's answer: handle never ran
     ok = await post(fn, sdk_event(PROMPT, {"request_id": "r", "prompt": "list primes"}), "binary")
     assert ok.status == 200  # still serving
+
+
+@pytest.mark.xfail(strict=True, reason="func-python 0.8.1 answers 500 when a structured body "
+                   "is JSON but not an object (AttributeError in its decoder, before handle)")
+async def test_a_structured_body_that_is_not_an_object_is_refused_with_400(start_function):
+    reply = await post_raw(start_function("classifier"),
+                           {"content-type": "application/cloudevents+json"}, b"[1, 2]")
+    assert reply.status == 400
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expect"),
+    [
+        ({"ce-specversion": "0.3", "ce-id": "1", "ce-source": "/t", "ce-type": PROMPT}, b"{}",
+         "spec version 1.0"),
+        ({"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/t", "ce-type": PROMPT,
+          "content-type": "application/json"}, b"{nope", "not JSON"),
+        ({"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/t", "ce-type": PROMPT,
+          "content-type": "application/json"}, b"\xff\xfe", "not JSON"),
+        ({"content-type": "application/cloudevents+json"},
+         b'{"id": "1", "source": "/t", "type": "io.pickspin.prompt.received"}', "invalid data"),
+    ],
+    ids=["spec-0.3", "data-not-json", "data-not-utf8", "no-data"],
+)
+async def test_pickspin_answers_a_decodable_but_unusable_event_with_400(start_function, headers,
+                                                                       body, expect):
+    reply = await post_raw(start_function("classifier"), headers, body)
+    assert reply.status == 400
+    assert expect in reply.json()["error"]["message"]
+    assert reply.json()["error"]["type"] == "invalid_request_error"
 
 
 @pytest.mark.parametrize(
@@ -196,33 +247,6 @@ async def test_telemetry_rejects_malformed_completion(start_function):
     assert reply.status == 400
     assert "invalid data" in reply.json()["error"]["message"]
     assert json.loads(reply.body)["error"]["type"] == "invalid_request_error"
-
-
-async def test_selector_bootstraps_from_a_fresh_snapshot_after_its_cold_start(
-        start_function, settings):
-    """A real telemetry function behind a real port answers the selector's start-up tick."""
-    import threading
-
-    from werkzeug.serving import make_server
-
-    # backends "listen" on a closed local port, so the tick's health probes answer at once
-    local = settings.with_endpoints({s.name: "http://127.0.0.1:9" for s in settings.services})
-    telemetry = load_function("telemetry").TelemetryFunction(local)
-    telemetry.start({})
-    server = make_server("127.0.0.1", 0, telemetry.app)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        for latency in (1.0, 3.0):
-            done = sdk_event("io.pickspin.inference.completed",
-                             completed("gemma-3-27b-vllm", "gemma-3-27b", "vllm", latency))
-            assert (await post(telemetry, done, "binary")).status == 202
-        selector = start_function(
-            "selector", {"PICKSPIN_TELEMETRY_URL": f"http://127.0.0.1:{server.server_port}/"})
-        assert selector.snapshot is not None
-        assert selector.snapshot.services["gemma-3-27b-vllm"].requests == 2
-    finally:
-        server.shutdown()
-        telemetry.stop()
 
 
 async def test_selector_starts_without_telemetry(start_function):

@@ -1,52 +1,58 @@
-"""pickspin classifier: `io.pickspin.prompt.received` in, `io.pickspin.prompt.classified` out."""
+"""pickspin classifier: `io.pickspin.prompt.received` in, `io.pickspin.prompt.classified` out.
+
+A func-python CloudEvent function (`invoke: cloudevent`): the middleware decodes the event,
+`handle` (from `pickspin.function.EventFunction`) calls `classify`, and the reply goes back
+through the sender the middleware gives it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
-from flask import Flask, Response, request
+from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.cehttp import event_from_request, event_response
 from pickspin.errors import InvalidRequest
 from pickspin.events import EventType, PromptClassified, PromptReceived, data_of, make_event
-from pickspin.function import FlaskFunction
+from pickspin.function import EventFunction, EventHandler
 from pickspin.routers import RouterRegistry, build_registry
-from pickspin.settings import Settings
+from pickspin.settings import RouterName, Settings
 
 SOURCE = "/pickspin/classifier"
 
 
-class ClassifierFunction(FlaskFunction):
+class ClassifierFunction(EventFunction):
     registry: RouterRegistry | None = None
     default_router = ""
 
-    def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Flask:
-        self.registry = registry = build_registry(settings)
+    def create_handlers(self, settings: Settings,
+                        cfg: Mapping[str, str]) -> Mapping[EventType, EventHandler]:
+        self.registry = build_registry(settings)
         self.default_router = settings.routing.mode.value
-        app = Flask("pickspin-classifier")
+        return {EventType.PROMPT_RECEIVED: self.classify}
 
-        @app.post("/")
-        def classify() -> Response:
-            event = event_from_request(request, EventType.PROMPT_RECEIVED)
-            received = data_of(event, PromptReceived)
-            name = received.route.router or self.default_router
-            try:
-                router = registry.get(name)
-            except LookupError as exc:
-                raise InvalidRequest(str(exc), param="router") from None
+    async def classify(self, event: CloudEvent) -> CloudEvent:
+        assert self.registry is not None
+        received = data_of(event, PromptReceived)
+        name = received.route.router or self.default_router
+        try:
+            router = self.registry.get(name)
+        except LookupError as exc:
+            raise InvalidRequest(str(exc), param="router") from None
+        if router.name == RouterName.KEYWORD:  # microseconds of pure Python
             result = router.timed(received.prompt)
-            classified = PromptClassified(
-                request_id=received.request_id,
-                complexity=result.complexity,  # type: ignore[arg-type]
-                probabilities=dict(result.probabilities),
-                router=result.router,
-                elapsed_ms=result.elapsed_ms,
-                truncated=result.truncated,
-                route=received.route,
-            )
-            return event_response(make_event(EventType.PROMPT_CLASSIFIED, classified, SOURCE))
-
-        return app
+        else:  # an ONNX session: off the event loop, so health checks and others go on
+            result = await asyncio.to_thread(router.timed, received.prompt)
+        classified = PromptClassified(
+            request_id=received.request_id,
+            complexity=result.complexity,  # type: ignore[arg-type]
+            probabilities=dict(result.probabilities),
+            router=result.router,
+            elapsed_ms=result.elapsed_ms,
+            truncated=result.truncated,
+            route=received.route,
+        )
+        return make_event(EventType.PROMPT_CLASSIFIED, classified, SOURCE)
 
     def ready(self) -> tuple[bool, str]:
         """Ready when the configured router loaded; other unavailable routers are named."""

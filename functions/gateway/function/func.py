@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from flask import Flask
 
 from pickspin.errors import ConfigError
-from pickspin.function import FlaskFunction
 from pickspin.gateway.app import Gateway, Wiring, create_app
+from pickspin.httpfunction import FlaskFunction
 from pickspin.settings import Settings
 
 

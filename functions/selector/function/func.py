@@ -1,88 +1,126 @@
 """pickspin selector: `io.pickspin.prompt.classified` in, `io.pickspin.route.selected` out;
-`io.pickspin.telemetry.snapshot` updates the statistics it normalises over."""
+`io.pickspin.telemetry.snapshot` updates the statistics it normalises over.
+
+A func-python CloudEvent function (`invoke: cloudevent`). Every replica routes on the same
+telemetry: snapshots pushed to it are kept, and a copy older than
+`PICKSPIN_SNAPSHOT_MAX_AGE` seconds (default 5) is refreshed from telemetry
+(`PICKSPIN_TELEMETRY_URL`) before routing (`pickspin.snapshots`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
 
-from flask import Flask, Response, request
+from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.cehttp import EventClient, accepted, event_from_request, event_response
-from pickspin.errors import PickspinError
+from pickspin.cehttp import EventClient
+from pickspin.errors import ConfigError, PickspinError
 from pickspin.events import (
     EventType,
     PromptClassified,
     RouteSelected,
+    TelemetryRequested,
     TelemetrySnapshot,
     data_of,
     make_event,
 )
-from pickspin.function import FlaskFunction
+from pickspin.function import EventFunction, EventHandler
 from pickspin.selection import select
 from pickspin.settings import Settings
+from pickspin.snapshots import LatestSnapshot
 
 SOURCE = "/pickspin/selector"
+MAX_AGE_ENV = "PICKSPIN_SNAPSHOT_MAX_AGE"
+DEFAULT_MAX_AGE = 5.0
 log = logging.getLogger("pickspin.selector")
 
 
-class SelectorFunction(FlaskFunction):
-    workers = 32
-    snapshot: TelemetrySnapshot | None = None
+class SelectorFunction(EventFunction):
+    settings: Settings | None = None
+    latest: LatestSnapshot | None = None
+    client: EventClient | None = None
 
-    def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Flask:
-        if cfg.get("PICKSPIN_TELEMETRY_URL"):
-            self.snapshot = bootstrap(cfg["PICKSPIN_TELEMETRY_URL"])
-        app = Flask("pickspin-selector")
+    @property
+    def snapshot(self) -> TelemetrySnapshot | None:
+        return self.latest.snapshot if self.latest else None
 
-        @app.post("/")
-        def receive() -> Response:
-            event = event_from_request(
-                request, EventType.PROMPT_CLASSIFIED, EventType.TELEMETRY_SNAPSHOT
-            )
-            if event.get_type() == EventType.TELEMETRY_SNAPSHOT:
-                snapshot = data_of(event, TelemetrySnapshot)
-                if self.snapshot is None or snapshot.generated_at >= self.snapshot.generated_at:
-                    self.snapshot = snapshot  # one reference swap: readers see old or new
-                return accepted()
-            start = time.perf_counter()
-            classified = data_of(event, PromptClassified)
-            route = classified.route
-            stats = self.snapshot.services if self.snapshot else {}
-            decision = select(
-                settings, stats, classified.probabilities, profile=route.profile,
-                model=route.model, strategy=route.strategy, exclude=route.exclude,
-            )
-            selected = RouteSelected(
-                request_id=classified.request_id,
-                profile=decision.profile,
-                strategy=decision.strategy.value,
-                complexity=classified.complexity,
-                router=classified.router,
-                chosen=decision.chosen,
-                runners_up=decision.runners_up,
-                elapsed_ms=(time.perf_counter() - start) * 1000,
-            )
-            return event_response(make_event(EventType.ROUTE_SELECTED, selected, SOURCE))
+    def create_handlers(self, settings: Settings,
+                        cfg: Mapping[str, str]) -> Mapping[EventType, EventHandler]:
+        self.settings = settings
+        max_age = max_age_of(cfg)
+        url = cfg.get("PICKSPIN_TELEMETRY_URL") or None
+        if url is None:
+            self.latest = LatestSnapshot(max_age=max_age)
+        else:
+            self.client = client = EventClient(timeout=5.0)
 
-        return app
+            async def pull() -> TelemetrySnapshot | None:
+                return await asyncio.to_thread(ask_telemetry, client, url, max_age)
+
+            self.latest = LatestSnapshot(pull, max_age=max_age)
+            # after its own cold start, a fresh snapshot instead of choosing blind
+            if (first := ask_telemetry(client, url, max_age)) is not None:
+                self.latest.offer(first)
+        return {EventType.PROMPT_CLASSIFIED: self.route,
+                EventType.TELEMETRY_SNAPSHOT: self.keep}
+
+    async def keep(self, event: CloudEvent) -> None:
+        assert self.latest is not None
+        self.latest.offer(data_of(event, TelemetrySnapshot))
+
+    async def route(self, event: CloudEvent) -> CloudEvent:
+        assert self.latest is not None and self.settings is not None
+        classified = data_of(event, PromptClassified)
+        snapshot = await self.latest.current()
+        start = time.perf_counter()
+        request = classified.route
+        decision = select(
+            self.settings, snapshot.services if snapshot else {}, classified.probabilities,
+            profile=request.profile, model=request.model, strategy=request.strategy,
+            exclude=request.exclude,
+        )
+        selected = RouteSelected(
+            request_id=classified.request_id,
+            profile=decision.profile,
+            strategy=decision.strategy.value,
+            complexity=classified.complexity,
+            router=classified.router,
+            chosen=decision.chosen,
+            runners_up=decision.runners_up,
+            elapsed_ms=(time.perf_counter() - start) * 1000,
+        )
+        return make_event(EventType.ROUTE_SELECTED, selected, SOURCE)
+
+    def stop(self) -> None:
+        super().stop()
+        if self.client is not None:
+            self.client.close()
 
 
-def bootstrap(telemetry_url: str, client: EventClient | None = None) -> TelemetrySnapshot | None:
-    """After its own cold start, ask telemetry for a fresh snapshot (one tick, answered at
-    once) instead of choosing blind until the next PingSource tick; None if it is down."""
-    client = client or EventClient(timeout=5.0)
+def max_age_of(cfg: Mapping[str, str]) -> float:
+    raw = cfg.get(MAX_AGE_ENV) or str(DEFAULT_MAX_AGE)
     try:
-        reply = client.request(telemetry_url, make_event(EventType.PING, {"bootstrap": True},
-                                                         SOURCE), EventType.TELEMETRY_SNAPSHOT)
-        return data_of(reply, TelemetrySnapshot)
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # NaN too
+        raise ConfigError("environment", [f"{MAX_AGE_ENV} must be seconds >= 0, not {raw!r}"])
+    return value
+
+
+def ask_telemetry(client: EventClient, url: str, max_age: float) -> TelemetrySnapshot | None:
+    """Telemetry's latest snapshot (at most `max_age` old); None, logged, if it is down."""
+    ask = make_event(EventType.TELEMETRY_REQUESTED, TelemetryRequested(max_age_seconds=max_age),
+                     SOURCE)
+    try:
+        return data_of(client.request(url, ask, EventType.TELEMETRY_SNAPSHOT), TelemetrySnapshot)
     except PickspinError as exc:
-        log.warning("no telemetry snapshot at start (%s); using priors until one arrives",
+        log.warning("no telemetry snapshot (%s); routing on what this replica has",
                     exc.message)
         return None
-    finally:
-        client.close()
 
 
 def new() -> SelectorFunction:

@@ -1,7 +1,10 @@
 """pickspin telemetry: `io.pickspin.inference.completed` and PingSource ticks in,
 `io.pickspin.telemetry.snapshot` out (replied to the tick and emitted to K_SINK).
+A selector replica's `io.pickspin.telemetry.requested` is answered with the latest snapshot,
+computed again only when the cached one is older than the replica asks for.
 
-Where the numbers come from is chosen in `start(cfg)`:
+A func-python CloudEvent function (`invoke: cloudevent`). Where the numbers come from is
+chosen in `start(cfg)`:
 - `PICKSPIN_PROMETHEUS_URL` set: windowed statistics from Prometheus (the gateway's
   `pickspin_*` metrics); otherwise from the `inference.completed` events the function keeps.
 - `PICKSPIN_REPLICAS_URL` set: replicas and readiness from the local scaler; else, in a
@@ -10,13 +13,22 @@ Where the numbers come from is chosen in `start(cfg)`:
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Mapping
 
-from flask import Flask, Response, request
+from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.cehttp import Emitter, accepted, event_from_request, event_response
-from pickspin.events import EventType, InferenceCompleted, data_of, make_event
-from pickspin.function import FlaskFunction
+from pickspin.cehttp import Emitter
+from pickspin.events import (
+    EventType,
+    InferenceCompleted,
+    TelemetryRequested,
+    TelemetrySnapshot,
+    data_of,
+    make_event,
+)
+from pickspin.function import EventFunction, EventHandler
 from pickspin.probes import BackendProber, ReplicaProber
 from pickspin.settings import Settings
 from pickspin.telemetry import ProbeSource, StatsSource, Telemetry, Window
@@ -49,28 +61,59 @@ def stats_source(settings: Settings, cfg: Mapping[str, str],
     return PrometheusStats.connect(url, settings, window_seconds)
 
 
-class TelemetryFunction(FlaskFunction):
+class TelemetryFunction(EventFunction):
     telemetry: Telemetry | None = None
     emitter: Emitter | None = None
+    latest: TelemetrySnapshot | None = None
 
-    def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Flask:
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._computing = threading.Lock()
+
+    def create_handlers(self, settings: Settings,
+                        cfg: Mapping[str, str]) -> Mapping[EventType, EventHandler]:
         window = Window(settings, float(cfg.get("PICKSPIN_WINDOW_SECONDS", 60)))
-        self.telemetry = telemetry = Telemetry(
+        self.telemetry = Telemetry(
             window, probe_source(settings, cfg), stats_source(settings, cfg, window.seconds))
-        self.emitter = emitter = Emitter(cfg.get("K_SINK") or None)
-        app = Flask("pickspin-telemetry")
+        self.emitter = Emitter(cfg.get("K_SINK") or None)
+        return {EventType.INFERENCE_COMPLETED: self.record, EventType.PING: self.tick,
+                EventType.TELEMETRY_REQUESTED: self.answer}
 
-        @app.post("/")
-        def receive() -> Response:
-            event = event_from_request(request, EventType.INFERENCE_COMPLETED, EventType.PING)
-            if event.get_type() == EventType.INFERENCE_COMPLETED:
-                window.add(data_of(event, InferenceCompleted))
-                return accepted()
-            snapshot = make_event(EventType.TELEMETRY_SNAPSHOT, telemetry.snapshot(), SOURCE)
-            emitter.emit(snapshot)
-            return event_response(snapshot)
+    async def record(self, event: CloudEvent) -> None:
+        assert self.telemetry is not None
+        self.telemetry.window.add(data_of(event, InferenceCompleted))
 
-        return app
+    async def tick(self, event: CloudEvent) -> CloudEvent:
+        """A fresh snapshot (Prometheus and probes: off the event loop), emitted and replied."""
+        assert self.emitter is not None
+        snapshot = await asyncio.to_thread(self.snapshot_within, None)
+        reply = make_event(EventType.TELEMETRY_SNAPSHOT, snapshot, SOURCE)
+        self.emitter.emit(reply)
+        return reply
+
+    async def answer(self, event: CloudEvent) -> CloudEvent:
+        max_age = data_of(event, TelemetryRequested).max_age_seconds
+        snapshot = self._cached(max_age)  # the common case: answered on the event loop
+        if snapshot is None:
+            snapshot = await asyncio.to_thread(self.snapshot_within, max_age)
+        return make_event(EventType.TELEMETRY_SNAPSHOT, snapshot, SOURCE)
+
+    def snapshot_within(self, max_age: float | None) -> TelemetrySnapshot:
+        """The cached snapshot if at most `max_age` old, else a new one (None: always new).
+        One computation at a time: replicas asking together share it."""
+        assert self.telemetry is not None
+        with self._computing:
+            if max_age is not None and (cached := self._cached(max_age)) is not None:
+                return cached
+            self.latest = self.telemetry.snapshot()
+            return self.latest
+
+    def _cached(self, max_age: float) -> TelemetrySnapshot | None:
+        assert self.telemetry is not None
+        latest = self.latest
+        if latest is None or self.telemetry.window.clock() - latest.generated_at > max_age:
+            return None
+        return latest
 
     def stop(self) -> None:
         super().stop()
