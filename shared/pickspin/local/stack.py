@@ -186,7 +186,8 @@ def start_functions(config: Path, logs: Path, tick_seconds: float = 5.0,
                     functions_dir: Path = REPO / "functions",
                     telemetry_env: dict[str, str] | None = None,
                     gateway_env: dict[str, str] | None = None) -> list[Proc]:
-    """The four functions (func-python, as `kn func build` runs them) and the ticker."""
+    """The four functions and the ticker. Each function is served as `kn func build` runs it:
+    its `function` package under the func-python middleware its func.yaml's `invoke` names."""
     ports = {f: free_port() for f in FUNCTIONS}
     urls = {f: f"http://127.0.0.1:{p}" for f, p in ports.items()}
     sinks = {"gateway": urls["telemetry"], "telemetry": urls["selector"]}
@@ -203,14 +204,23 @@ def start_functions(config: Path, logs: Path, tick_seconds: float = 5.0,
             **((telemetry_env or {}) if fn == "telemetry" else {}),
             **((gateway_env or {}) if fn == "gateway" else {}),
         }
-        argv = [python(), "-c",
-                "from func_python.http import serve; import function; serve(function.new)"]
+        argv = [python(), "-c", serve_command(functions_dir / fn)]
         procs.append(spawn(fn, "function", argv, env=env, cwd=functions_dir / fn,
                            log_dir=logs, port=ports[fn], health="/health/readiness"))
     ticker = [python(), "-m", "pickspin.local.ping", "--sink", urls["telemetry"],
               "--every", str(tick_seconds)]
     procs.append(spawn("ping", "ticker", ticker, env={}, cwd=None, log_dir=logs))
     return procs
+
+
+def serve_command(folder: Path) -> str:
+    """The Python that func's scaffold runs for a function folder: the middleware of its
+    func.yaml's `invoke` (`http` or `cloudevent`) serving `function.new`."""
+    invoke = yaml.safe_load((folder / "func.yaml").read_text()).get("invoke", "http")
+    if invoke not in ("http", "cloudevent"):
+        raise ConfigError(str(folder / "func.yaml"),
+                          [f"invoke {invoke!r}: want http or cloudevent"])
+    return f"from func_python.{invoke} import serve; import function; serve(function.new)"
 
 
 def _choose(settings: Settings, names: Sequence[str] | None) -> Settings:
