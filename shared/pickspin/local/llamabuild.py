@@ -192,11 +192,46 @@ def smoke(tokens: int = 8, timeout: float = 300.0, python: str = sys.executable,
         f"{detail}.\n{REBUILD_HINT}.\nstderr ends with:\n{err[-1500:]}")
 
 
+def installed_version(package: str = PACKAGE) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def ensure(cmake_args: str, log: Path, force: bool = False) -> Build:
+    """A portable build of the pinned llama-cpp-python with the rest of the extra installed,
+    compiling only when needed."""
+    reqs = requirements()
+    version = pinned_version(reqs)
+    reason: str | None = "--force" if force else None
+    if reason is None:
+        if installed_version() == version:
+            pip_install(reqs)  # what the build imports; the pin is met, so pip keeps the build
+            reason = build_reason(installed_build(), version)
+        else:
+            reason = build_reason(None, version)
+    if reason is None:
+        print(f"llama-cpp-python {version}: the installed build is portable, kept", flush=True)
+    else:
+        print(f"llama-cpp-python {version}: building ({reason})", flush=True)
+        package = next(r for r in reqs if r.lower().startswith(PACKAGE))
+        compile_portably(re.sub(r"\[.*?\]", "", package), cmake_args, log)
+        pip_install(reqs)
+    build = installed_build()
+    if build is None or not build.portable:
+        raise RuntimeError("the installed llama_cpp " + (
+            "does not import" if build is None
+            else f"has {', '.join(build.unportable)}: is PICKSPIN_LLAMA_CMAKE_ARGS set?"))
+    return build
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pickspin.local.llamabuild",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
-                        help="only report the installed build and run the smoke generation")
+                        help="install nothing: report the installed build and run the smoke "
+                             "generation")
     parser.add_argument("--force", action="store_true", help="rebuild even if it looks portable")
     parser.add_argument("--no-smoke", action="store_true", help="skip the smoke generation")
     parser.add_argument("--log", default=".pickspin/logs/llama-cpp-build.log",
@@ -204,28 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cmake_args = os.environ.get("PICKSPIN_LLAMA_CMAKE_ARGS", PORTABLE_CMAKE_ARGS)
     try:
-        reqs = requirements()
-        version = pinned_version(reqs)
-        build = installed_build()
-        reason = build_reason(build, version, args.force)
         if args.check:
+            reason = build_reason(installed_build(), pinned_version(requirements()))
             if reason is not None:
                 print(f"llama-cpp-python needs a build: {reason}; {REBUILD_HINT}",
                       file=sys.stderr)
                 return 1
-        elif reason is not None:
-            print(f"llama-cpp-python {version}: building ({reason})", flush=True)
-            package = next(r for r in reqs if r.lower().startswith(PACKAGE))
-            compile_portably(re.sub(r"\[.*?\]", "", package), cmake_args, Path(args.log))
-            build = installed_build()
-            if build is None or not build.portable:
-                raise RuntimeError("the rebuilt llama_cpp " + (
-                    "does not import" if build is None
-                    else f"still has {', '.join(build.unportable)}: is CMAKE_ARGS overridden?"))
         else:
-            print(f"llama-cpp-python {version}: installed build is portable, kept", flush=True)
-        if not args.check:
-            pip_install(reqs)
+            ensure(cmake_args, Path(args.log), args.force)
         if not args.no_smoke:
             result = smoke()
             print(f"smoke: Gemma 3 270M loaded in {result['loaded_s']:.1f} s, generated "
