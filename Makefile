@@ -10,10 +10,12 @@ setup: ## install pickspin, its test tools and Debian's prometheus
 	$(PIP) install -q -e '.[dev,cluster,semantic,train]'
 	@command -v promtool >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq prometheus)
 
-setup-llamacpp: ## the real llama.cpp backend for Gemma 3 270M (compiles for ~7 minutes)
-	$(PIP) install -q -e '.[llamacpp]'
+# FORCE=1 rebuilds even when the installed build looks portable
+setup-llamacpp: ## the real llama.cpp backend for Gemma 3 270M, built for any x86-64 CPU (~5-7 minutes, once)
+	$(PIP) install -q -e .
+	$(PYTHON) -m pickspin.local.llamabuild $(if $(FORCE),--force)
 
-up: setup ## start the embedded default and send a first request
+up: setup setup-llamacpp ## start the embedded default and send a first request
 	pickspin up
 	@$(PYTHON) -m pickspin.local.first_request
 

@@ -3,6 +3,7 @@ official openai client (streamed completions and chat), and its start-to-first-t
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from pickspin.local.llamacpp import (
 from pickspin.local.processes import Proc, free_port, stop, wait_http
 
 ALIAS = "gemma-3-270m"
+REQUIRED = os.environ.get("PICKSPIN_REQUIRE_LLAMACPP") == "1"  # CI installs it
 
 
 def test_command_serves_the_model_under_its_alias_on_localhost(tmp_path: Path):
@@ -35,10 +37,16 @@ def test_command_serves_the_model_under_its_alias_on_localhost(tmp_path: Path):
 
 
 def test_available_names_what_is_missing_and_how_to_install_it():
-    assert available(lambda name: object()) is None
-    reason = available(lambda name: None if name == "llama_cpp" else object())
+    assert available(lambda name: object(), lambda: ()) is None
+    reason = available(lambda name: None if name == "llama_cpp" else object(), lambda: ())
     assert reason is not None
     assert "llama_cpp" in reason and INSTALL_HINT in reason
+
+
+def test_a_native_build_is_not_available_and_the_rebuild_is_named():
+    reason = available(lambda name: object(), lambda: ("AMX_INT8", "AVX512"))
+    assert reason is not None
+    assert "AVX512" in reason and "FORCE=1" in reason
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,8 @@ class Started:
 def llamacpp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
     reason = available()
     if reason is not None:
+        if REQUIRED:
+            pytest.fail(f"PICKSPIN_REQUIRE_LLAMACPP=1 but {reason}")
         pytest.skip(reason)
     port = free_port()
     spawned_at = time.monotonic()

