@@ -101,6 +101,57 @@ app.kubernetes.io/component: backend
 {{- .Values.huggingface.existingSecret | default (printf "%s-hf-token" .Release.Name) -}}
 {{- end -}}
 
+{{/* The TensorRT-LLM options ConfigMap, the folder it is mounted at and its file name. */}}
+{{- define "pickspin-keda.trtllmOptionsName" -}}
+{{- printf "%s-trtllm-options" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "pickspin-keda.trtllmOptionsDir" -}}/etc/trtllm{{- end -}}
+{{- define "pickspin-keda.trtllmOptionsFile" -}}extra-llm-api-options.yaml{{- end -}}
+
+{{/* Name of a model's weights PVC, shared by every service of the model. */}}
+{{- define "pickspin-keda.weightsClaim" -}}
+{{- printf "%s-weights" .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The models that some service uses, each once, in the order of the models list. */}}
+{{- define "pickspin-keda.usedModels" -}}
+{{- $ps := include "pickspin-keda.pickspin" . | fromJson -}}
+{{- $used := list -}}
+{{- range $ps.services -}}{{- $used = append $used .model -}}{{- end -}}
+{{- $models := list -}}
+{{- range $ps.models -}}{{- if has .name $used -}}{{- $models = append $models . -}}{{- end -}}{{- end -}}
+{{- toJson $models -}}
+{{- end -}}
+
+{{/*
+Rate window of the recording rules: 4 × global.prometheus.scrapeInterval, as a Prometheus
+duration. rate() needs two samples in its window; four leave room for a missed scrape.
+*/}}
+{{- define "pickspin-keda.rateWindow" -}}
+{{- printf "%ds" (mul 4 (include "pickspin-keda.scrapeInterval" . | int)) -}}
+{{- end -}}
+
+{{/* Seconds between two scrapes (global.prometheus.scrapeInterval, default 30). */}}
+{{- define "pickspin-keda.scrapeInterval" -}}
+{{- $prom := .Values.global.prometheus | default dict -}}
+{{- $s := int (ternary $prom.scrapeInterval 30 (hasKey $prom "scrapeInterval")) -}}
+{{- if le $s 0 -}}
+{{- fail (printf "global.prometheus.scrapeInterval: must be a number of seconds > 0, got %v" $prom.scrapeInterval) -}}
+{{- end -}}
+{{- $s -}}
+{{- end -}}
+
+{{/* Is the Prometheus Operator in use (global.prometheus.operator, default true)? "true" or "". */}}
+{{- define "pickspin-keda.operator" -}}
+{{- $prom := .Values.global.prometheus | default dict -}}
+{{- if ternary $prom.operator true (hasKey $prom "operator") -}}true{{- end -}}
+{{- end -}}
+
+{{/* `recordingRules.kind: auto` picks a PrometheusRule: "true" or "". */}}
+{{- define "pickspin-keda.operatorRules" -}}
+{{- if or (include "pickspin-keda.operator" .) (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}true{{- end -}}
+{{- end -}}
+
 {{/* Directory of a model's weights inside the volume: (dict "root" $ "model" $model). */}}
 {{- define "pickspin-keda.modelDir" -}}
 {{- printf "%s/%s" (.root.Values.weights.mountPath | trimSuffix "/") (.model.hfId | default .model.name) -}}
@@ -109,7 +160,7 @@ app.kubernetes.io/component: backend
 {{/*
 Server command and arguments per backend kind: (dict "root" $ "svc" $svc "backend" $b "model" $m).
 vLLM: `vllm serve`; TGI: the image's `text-generation-launcher` entrypoint; TensorRT-LLM:
-`trtllm-serve` (PyTorch backend); llama.cpp: the `llama-server` image entrypoint with the
+`trtllm-serve` (PyTorch backend) with the mounted `extra_llm_api_options` file; llama.cpp: the `llama-server` image entrypoint with the
 model's GGUF file. Concurrency caps the batch, GPUs set tensor parallelism.
 */}}
 {{- define "pickspin-keda.serverCommand" -}}
@@ -124,8 +175,9 @@ args: {{ concat (list $dir "--served-model-name" .model.name "--host" "0.0.0.0" 
 {{- else if eq .backend.kind "tgi" -}}
 args: {{ concat (list "--model-id" $dir "--hostname" "0.0.0.0" "--port" $port "--num-shard" $gpus "--max-concurrent-requests" $conc) $extra | toJson }}
 {{- else if eq .backend.kind "trtllm" -}}
+{{- $options := printf "%s/%s" (include "pickspin-keda.trtllmOptionsDir" .root) (include "pickspin-keda.trtllmOptionsFile" .root) -}}
 command: ["trtllm-serve"]
-args: {{ concat (list $dir "--host" "0.0.0.0" "--port" $port "--backend" "pytorch" "--tp_size" $gpus "--max_batch_size" $conc) $extra | toJson }}
+args: {{ concat (list $dir "--host" "0.0.0.0" "--port" $port "--backend" "pytorch" "--tp_size" $gpus "--max_batch_size" $conc "--extra_llm_api_options" $options) $extra | toJson }}
 {{- else if eq .backend.kind "llamacpp" -}}
 {{- $file := required (printf "global.pickspin.models: model %q needs a GGUF `file` for llama.cpp" .model.name) .model.file -}}
 args: {{ concat (list "--model" (printf "%s/%s" $dir $file) "--alias" .model.name "--host" "0.0.0.0" "--port" $port "--parallel" $conc "--n-gpu-layers" "999" "--metrics") $extra | toJson }}

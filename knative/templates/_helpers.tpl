@@ -37,15 +37,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/part-of: pickspin
 {{- end -}}
 
-{{/* Image of a function: (dict "root" $ "fn" $fn). */}}
+{{/* Image of a function: (dict "root" $ "fn" $fn); `kn func build` pushes `<registry>/<name>:latest`. */}}
 {{- define "pickspin-knative.image" -}}
 {{- $img := .root.Values.image -}}
-{{- .fn.image | default (printf "%s/%s:%s" ($img.registry | trimSuffix "/") .fn.name ($img.tag | default .root.Chart.AppVersion)) -}}
+{{- .fn.image | default (printf "%s/%s:%s" ($img.registry | trimSuffix "/") .fn.name ($img.tag | default "latest")) -}}
 {{- end -}}
 
-{{/* Cluster-local URL of a function's Knative Service: (dict "root" $ "fn" $fn). */}}
+{{/*
+URL of a function's Knative Service from a pod of the release: its short name, resolved in
+the namespace the caller runs in (as func.yaml gives it, so `kn func deploy` agrees):
+(dict "root" $ "fn" $fn).
+*/}}
 {{- define "pickspin-knative.url" -}}
-{{- printf "http://%s.%s.svc.cluster.local" .fn.name .root.Release.Namespace -}}
+{{- printf "http://%s" .fn.name -}}
 {{- end -}}
 
 {{/* Name of the chart's dead-letter Service. */}}
@@ -65,4 +69,15 @@ ref:
 {{- define "pickspin-knative.triggerName" -}}
 {{- $slug := .type | trimPrefix "io.pickspin." | replace "." "-" | lower -}}
 {{- printf "%s-%s" .fn.name $slug | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Is the Prometheus Operator in use (global.prometheus.operator, default true)? "true" or "". */}}
+{{- define "pickspin-knative.operator" -}}
+{{- $prom := .Values.global.prometheus | default dict -}}
+{{- if ternary $prom.operator true (hasKey $prom "operator") -}}true{{- end -}}
+{{- end -}}
+
+{{/* Checksum of the functions' configuration: a change of it rolls every function. */}}
+{{- define "pickspin-knative.configChecksum" -}}
+{{- include (print .Template.BasePath "/configmap.yaml") . | sha256sum -}}
 {{- end -}}

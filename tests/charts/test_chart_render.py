@@ -4,6 +4,7 @@ objects against the Kubernetes schemas (kubernetes-validate, strict)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +16,35 @@ from strict_openapi import CrdSchemas
 from pickspin.settings import Settings
 
 PROFILES = sorted(Settings.load(VALUES).profiles)
-CORE_KINDS = {("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "PersistentVolumeClaim"),
+CORE_KINDS = {("apps/v1", "Deployment"), ("batch/v1", "Job"), ("v1", "Service"),
+              ("v1", "PersistentVolumeClaim"),
               ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount"),
               ("rbac.authorization.k8s.io/v1", "Role"),
               ("rbac.authorization.k8s.io/v1", "RoleBinding")}
-# No PingSource or PrometheusRule schema ships in ../shared; these are the fields their
-# upstream references document (knative docs "PingSource reference", sources.knative.dev/v1;
-# prometheus-operator PrometheusRule spec.groups[].rules[]).
+# No PingSource, PrometheusRule or PodMonitor schema ships in ../shared; these are the fields
+# their upstream references document (knative docs "PingSource reference", sources.knative.dev/v1;
+# prometheus-operator API reference, monitoring.coreos.com/v1: PrometheusRule
+# spec.groups[].rules[], PodMonitorSpec, PodMetricsEndpoint, RelabelConfig).
 PING_SPEC_FIELDS = {"schedule", "timezone", "contentType", "data", "dataBase64", "sink",
                     "ceOverrides"}
 RULE_GROUP_FIELDS = {"name", "interval", "rules", "limit", "partial_response_strategy"}
 RULE_FIELDS = {"record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
+POD_MONITOR_FIELDS = {"jobLabel", "podTargetLabels", "podMetricsEndpoints", "selector",
+                      "namespaceSelector", "sampleLimit", "targetLimit", "labelLimit",
+                      "labelNameLengthLimit", "labelValueLengthLimit", "keepDroppedTargets",
+                      "attachMetadata", "scrapeClass", "scrapeProtocols", "bodySizeLimit"}
+POD_ENDPOINT_FIELDS = {"port", "portNumber", "targetPort", "path", "scheme", "params",
+                       "interval", "scrapeTimeout", "honorLabels", "honorTimestamps",
+                       "trackTimestampsStaleness", "metricRelabelings", "relabelings",
+                       "filterRunning", "authorization", "basicAuth", "oauth2",
+                       "bearerTokenSecret", "tlsConfig", "proxyUrl", "followRedirects",
+                       "enableHttp2"}
+RELABEL_FIELDS = {"sourceLabels", "separator", "targetLabel", "regex", "modulus",
+                  "replacement", "action"}
+RELABEL_ACTIONS = {"replace", "keep", "drop", "hashmod", "labelmap", "labeldrop", "labelkeep",
+                   "lowercase", "uppercase", "keepequal", "dropequal"}
+SELECTOR_FIELDS = {"matchLabels", "matchExpressions"}
+DURATION = re.compile(r"^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +77,9 @@ def validation_errors(obj: dict[str, Any], crds: CrdSchemas, kube: Any) -> list[
     if body["kind"] == "PingSource":
         assert body["apiVersion"] == "sources.knative.dev/v1"
         return [f"spec.{k}: unknown field" for k in set(body["spec"]) - PING_SPEC_FIELDS]
+    if body["kind"] == "PodMonitor":
+        assert body["apiVersion"] == "monitoring.coreos.com/v1"
+        return pod_monitor_problems(body["spec"])
     if body["kind"] == "PrometheusRule":
         problems = []
         for group in body["spec"]["groups"]:
@@ -66,6 +88,22 @@ def validation_errors(obj: dict[str, Any], crds: CrdSchemas, kube: Any) -> list[
                 problems += [f"rule field {k}" for k in set(rule) - RULE_FIELDS]
         return problems
     return [f"no schema check for {body['apiVersion']} {body['kind']}"]
+
+
+def pod_monitor_problems(spec: dict[str, Any]) -> list[str]:
+    problems = [f"spec.{k}: unknown field" for k in set(spec) - POD_MONITOR_FIELDS]
+    problems += [f"selector.{k}: unknown field" for k in set(spec["selector"]) - SELECTOR_FIELDS]
+    if not spec.get("podMetricsEndpoints"):
+        problems.append("spec.podMetricsEndpoints: empty")
+    for endpoint in spec.get("podMetricsEndpoints", []):
+        problems += [f"endpoint.{k}: unknown field" for k in set(endpoint) - POD_ENDPOINT_FIELDS]
+        if "interval" in endpoint and not DURATION.match(endpoint["interval"]):
+            problems.append(f"endpoint.interval: not a duration: {endpoint['interval']}")
+        for relabel in endpoint.get("relabelings", []):
+            problems += [f"relabeling.{k}: unknown field" for k in set(relabel) - RELABEL_FIELDS]
+            if relabel.get("action", "replace") not in RELABEL_ACTIONS:
+                problems.append(f"relabeling.action: {relabel['action']}")
+    return problems
 
 
 @pytest.mark.parametrize("profile", [None, *PROFILES])
@@ -106,15 +144,19 @@ def test_every_rendered_object_validates(render: Render, values: dict, crds: Crd
     assert {k: v for k, v in problems.items() if v} == {}
 
 
+@pytest.mark.parametrize("operator", [True, False])
 def test_optional_objects_validate(render: Render, values: dict, crds: CrdSchemas,
-                                   kube_validate: Any) -> None:
-    """The token Secret, the PrometheusRule and an external dead-letter URI."""
+                                   kube_validate: Any, operator: bool) -> None:
+    """The token Secret, the PrometheusRule, an external dead-letter URI, and the plain
+    Prometheus form (annotations, rules ConfigMap) as well as the Operator's."""
     values["keda"]["huggingface"]["token"] = "hf_example"
     values["keda"]["recordingRules"]["kind"] = "PrometheusRule"
     values["knative"]["broker"]["deadLetterSink"]["uri"] = "http://sink.example.svc/"
-    values["keda"]["scaling"]["fallbackReplicas"] = 1
+    values["global"]["prometheus"]["operator"] = operator
+    values["global"]["prometheus"]["monitorLabels"] = {"release": "kube-prometheus-stack"}
     objects = render(values)
     assert of_kind(objects, "Secret") and of_kind(objects, "PrometheusRule")
+    assert bool(of_kind(objects, "PodMonitor")) is operator
     assert not [o for o in of_kind(objects, "Service", "serving")
                 if o["metadata"]["name"].endswith("dead-letters")]
     problems = {f"{o['kind']}/{o['metadata']['name']}": validation_errors(o, crds, kube_validate)
@@ -123,18 +165,23 @@ def test_optional_objects_validate(render: Render, values: dict, crds: CrdSchema
 
 
 def test_recording_rules_ship_the_one_rules_file(render: Render, values: dict) -> None:
-    rules = yaml.safe_load((REPO / "keda" / "files" / "recording-rules.yaml").read_text())
-    (configmap,) = [o for o in of_kind(render(), "ConfigMap")
-                    if o["metadata"]["name"].endswith("recording-rules")]
-    assert not of_kind(render(), "PrometheusRule")  # no monitoring.coreos.com/v1 offline
-    (text,) = configmap["data"].values()
-    assert yaml.safe_load(text) == rules
-    values["keda"]["recordingRules"]["kind"] = "PrometheusRule"
-    objects = render(values)
+    """With the Operator (the default) the rules are a PrometheusRule, without it a ConfigMap
+    rule file; both are the one template keda/files/recording-rules.yaml rendered alike."""
+    objects = render()
     (rule,) = of_kind(objects, "PrometheusRule")
-    assert rule["spec"] == rules
     assert not [o for o in of_kind(objects, "ConfigMap")
                 if o["metadata"]["name"].endswith("recording-rules")]
+    assert "{{" in (REPO / "keda" / "files" / "recording-rules.yaml").read_text()
+    values["global"]["prometheus"]["operator"] = False
+    objects = render(values)
+    assert not of_kind(objects, "PrometheusRule")
+    (configmap,) = [o for o in of_kind(objects, "ConfigMap")
+                    if o["metadata"]["name"].endswith("recording-rules")]
+    (text,) = configmap["data"].values()
+    assert yaml.safe_load(text) == rule["spec"]
+    values["keda"]["recordingRules"]["kind"] = "PrometheusRule"
+    (forced,) = of_kind(render(values), "PrometheusRule")
+    assert forced["spec"] == rule["spec"]
 
 
 def test_conditions_switch_the_subcharts(render: Render, values: dict) -> None:

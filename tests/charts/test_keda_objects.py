@@ -9,12 +9,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from chart_helpers import VALUES, Render, of_kind
+import yaml
+from chart_helpers import REPO, VALUES, Render, of_kind
 
 from pickspin.policy import scaling_for
 from pickspin.settings import Settings
 
 SETTINGS = Settings.load(VALUES)
+KEDA_DEFAULTS = yaml.safe_load((REPO / "keda" / "values.yaml").read_text(encoding="utf-8"))
 PROFILES = sorted(SETTINGS.profiles)
 
 
@@ -54,7 +56,7 @@ def test_scaled_objects_carry_the_policy_numbers(render: Render, values: dict,
         assert float(pending["metadata"]["activationThreshold"]) == \
             params.pending_activation_threshold
         assert demand["metadata"]["query"] == (
-            f'sum(pickspin:service_demand:rate1m{{model="{params.model}",'
+            f'sum(pickspin:service_demand:rate{{model="{params.model}",'
             f'backend="{params.backend}"}})')
         assert pending["metadata"]["query"] == (
             f'sum(pickspin_pending_requests{{service="{name}"}})'
@@ -62,6 +64,16 @@ def test_scaled_objects_carry_the_policy_numbers(render: Render, values: dict,
         for trig in (demand, pending):
             assert trig["metadata"]["serverAddress"] == \
                 values["global"]["prometheus"]["serverAddress"]
+            # an empty answer is an error (the gateway exports every series from its
+            # start), and fallback is only valid on AverageValue triggers
+            assert trig["metadata"]["ignoreNullValues"] == "false"
+            assert trig["metricType"] == "AverageValue"
+        fallback = spec["fallback"]
+        wanted = {**KEDA_DEFAULTS["scaling"], **keda["scaling"]}
+        assert fallback["failureThreshold"] == wanted["fallbackFailureThreshold"] >= 1
+        assert params.min_replicas <= fallback["replicas"] <= params.max_replicas
+        assert fallback["replicas"] == min(max(wanted["fallbackReplicas"], params.min_replicas),
+                                           params.max_replicas)
 
 
 def test_the_profile_sets_warm_pools_and_cooldowns(render: Render, values: dict) -> None:
@@ -114,18 +126,17 @@ def test_backend_servers_match_the_service_matrix(render: Render) -> None:
             assert server[probe]["httpGet"]["path"] == backend.health_path
         startup = server["startupProbe"]
         assert startup["periodSeconds"] * startup["failureThreshold"] >= svc.cold_start_seconds
-        # weights: a PVC filled by the init step from the hub, token from a Secret
-        (init,) = pod["initContainers"]
-        env = {e["name"]: e for e in init["env"]}
-        assert env["MODEL_ID"]["value"] == model.hf_id
-        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "token"
-        assert any(a.startswith(env["MODEL_DIR"]["value"]) for a in args)
+        # weights: the model's volume, read-only, filled before install (no init step)
+        assert "initContainers" not in pod
         volumes = {v["name"]: v for v in pod["volumes"]}
-        claim = volumes["weights"]["persistentVolumeClaim"]["claimName"]
-        assert claim in claims
-        annotations = deployments[svc.name]["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/path"] == backend.metrics_path
-        assert "replicas" not in deployments[svc.name]["spec"], "replicas belong to KEDA"
+        claim = volumes["weights"]["persistentVolumeClaim"]
+        assert claim == {"claimName": f"{model.name}-weights", "readOnly": True}
+        assert claim["claimName"] in claims
+        mount = next(m for m in server["volumeMounts"] if m["name"] == "weights")
+        assert mount["readOnly"] is True
+        assert any(a.startswith(f"{mount['mountPath']}/{model.hf_id}") for a in args)
+        # KEDA takes over from zero
+        assert deployments[svc.name]["spec"]["replicas"] == 0
 
 
 def test_threshold_is_target_concurrency_per_replica(render: Render) -> None:

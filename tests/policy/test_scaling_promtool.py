@@ -4,12 +4,15 @@ would compute from them (ceil(value / threshold), activation, min/max, cooldown,
 scale-down stabilisation, written as PromQL) equals what `pickspin.policy.decide` gives when
 it drives the same scenario poll by poll, as the local scaler does.
 
-The promtool test file is generated here, so every expected number comes from Python.
+The promtool test file is generated here, so every expected number comes from Python. The
+rules are the keda chart's, rendered for the chart's default scrape interval: samples arrive
+once per scrape, and every rate window is the one the chart derives (4 × the interval).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -24,24 +27,54 @@ from pickspin.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 VALUES = REPO / "charts" / "pickspin" / "values.yaml"
-RULES = REPO / "keda" / "files" / "recording-rules.yaml"
-STEP = 15  # seconds between samples, rule evaluations and KEDA polls in the scenario
-RATE_WINDOW = 60  # the recording rules' [1m]
+DEFAULTS = yaml.safe_load(VALUES.read_text(encoding="utf-8"))
+# seconds between samples (one per scrape), rule evaluations and polls in the scenario
+STEP = int(DEFAULTS["global"]["prometheus"]["scrapeInterval"])
+RATE_WINDOW = 4 * STEP  # what the chart derives; checked against the rendered rules below
 LATENCY = 4.0  # mean request latency W in seconds throughout the scenario
 SETTINGS = Settings.load(VALUES)
 PROFILES = sorted(SETTINGS.profiles)
 SERVICES = ("gemma-3-27b-vllm", "llama-3-70b-tgi")
 
 
-# ---- the ScaledObjects, as the chart renders them ---------------------------------------
-def rendered_scaled_objects(profile: str) -> dict[str, dict[str, Any]]:
+# ---- the ScaledObjects and the rules, as the chart renders them ------------------------
+def render_keda(profile: str, scrape_interval: int = STEP) -> dict[str, str]:
     helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed")
     values = yaml.safe_load(VALUES.read_text(encoding="utf-8"))
     values["global"]["pickspin"]["defaultProfile"] = profile
+    values["global"]["prometheus"]["scrapeInterval"] = scrape_interval
     with helm.Chart.load(REPO / "keda") as chart:
-        manifests = chart.render({"global": values["global"]}, name="p", namespace="p")
-    docs = yaml.safe_load_all(manifests["pickspin-keda/templates/scaledobject.yaml"])
+        rendered: dict[str, str] = chart.render({"global": values["global"]}, name="p",
+                                                namespace="p")
+    return rendered
+
+
+def rendered_scaled_objects(profile: str) -> dict[str, dict[str, Any]]:
+    docs = yaml.safe_load_all(render_keda(profile)["pickspin-keda/templates/scaledobject.yaml"])
     return {d["metadata"]["name"]: d for d in docs if d}
+
+
+def rendered_rules(scrape_interval: int = STEP) -> dict[str, Any]:
+    """The rule groups of the chart's PrometheusRule (what the Operator loads)."""
+    (rule,) = [d for d in yaml.safe_load_all(
+        render_keda(SETTINGS.default_profile, scrape_interval)[
+            "pickspin-keda/templates/prometheusrule.yaml"]) if d]
+    spec: dict[str, Any] = rule["spec"]
+    return spec
+
+
+def write_rules(folder: Path) -> str:
+    (folder / "recording-rules.yaml").write_text(yaml.safe_dump(rendered_rules()))
+    return "recording-rules.yaml"
+
+
+@pytest.mark.parametrize("scrape_interval", [1, 15, 30, 60])
+def test_every_rate_window_is_four_scrape_intervals(scrape_interval: int) -> None:
+    """One value: the scrape interval sets every window (a [1m] window at a 30 s scrape
+    would hold one sample, and rate() of one sample is empty)."""
+    exprs = [r["expr"] for g in rendered_rules(scrape_interval)["groups"] for r in g["rules"]]
+    windows = {w for e in exprs for w in re.findall(r"\[([^\]]+)\]", e)}
+    assert windows == {f"{4 * scrape_interval}s"}
 
 
 @dataclass(frozen=True)
@@ -109,7 +142,7 @@ def phases(params: ScalingParams) -> list[Phase]:
 class Scenario:
     """Per-sample counters of the gateway's metrics for one service, and the exact
     instant values the recording rules derive from them (samples every STEP seconds, so a
-    [1m] rate window holds its first sample at its start: no extrapolation)."""
+    RATE_WINDOW rate window holds its first sample at its start: no extrapolation)."""
 
     arrivals: list[float]  # pickspin_requests_total / _count: cumulative requests
     busy: list[float]  # pickspin_request_duration_seconds_sum: cumulative seconds
@@ -168,7 +201,7 @@ def instants(plan: list[Phase], scenario: Scenario, params: ScalingParams) -> di
         "busy": s["busy"] + 20,
         "burst": s["burst"] + 10,
         "drop, stabilising": s["drop"] + params.stabilization_seconds // (2 * STEP),
-        "drop, settled": s["drop"] + (params.stabilization_seconds + 90) // STEP,
+        "drop, settled": s["drop"] + (params.stabilization_seconds + RATE_WINDOW + 30) // STEP,
         "silence, cooling down": last_active + params.cooldown_seconds // (2 * STEP),
         "silence, cooled down": last_active + (params.cooldown_seconds + 60) // STEP,
     }
@@ -215,9 +248,9 @@ def promtool_tests(keda: Keda, svc_model: str, svc_backend: str) -> tuple[dict, 
         demand = scenario.demand(i)
         if demand > 0:  # the recording rules: λ, W and L = λ × W
             arrival = scenario.rate(scenario.arrivals, i)
-            for rule, value in (("pickspin:service_demand:rate1m", demand),
-                                ("pickspin:service_arrival_rate:rate1m", arrival),
-                                ("pickspin:service_latency_seconds:mean1m", demand / arrival)):
+            for rule, value in (("pickspin:service_demand:rate", demand),
+                                ("pickspin:service_arrival_rate:rate", arrival),
+                                ("pickspin:service_latency_seconds:mean", demand / arrival)):
                 checks.append({"expr": rule, "eval_time": at, "exp_samples": [
                     {"labels": f"{rule}{selector}", "value": value}]})
     test = {"name": f"{params.service}: {', '.join(moments)}", "interval": f"{STEP}s",
@@ -253,10 +286,9 @@ def test_keda_and_the_python_policy_agree(promtool: str, tmp_path: Path, profile
         scaled[n]["spec"]["minReplicaCount"] > 0 for n in SERVICES)
     assert Reason.COOLDOWN_ELAPSED in reasons or all(
         scaled[n]["spec"]["minReplicaCount"] > 0 for n in SERVICES)
-    rules = tmp_path / "recording-rules.yaml"
-    shutil.copy(RULES, rules)
+    rules = write_rules(tmp_path)
     spec = tmp_path / "keda-vs-policy.test.yaml"
-    spec.write_text(yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval":
+    spec.write_text(yaml.safe_dump({"rule_files": [rules], "evaluation_interval":
                                     f"{STEP}s", "tests": tests}, sort_keys=False))
     result = subprocess.run([promtool, "test", "rules", spec.name], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120, check=False)
@@ -269,9 +301,9 @@ def test_promtool_would_notice_a_disagreement(promtool: str, tmp_path: Path) -> 
     svc = SETTINGS.service(SERVICES[0])
     test, _ = promtool_tests(keda, svc.model, svc.backend)
     test["promql_expr_test"][0]["exp_samples"][0]["value"] += 1
-    shutil.copy(RULES, tmp_path / "rules.yaml")
+    rules = write_rules(tmp_path)
     spec = tmp_path / "wrong.test.yaml"
-    spec.write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval":
+    spec.write_text(yaml.safe_dump({"rule_files": [rules], "evaluation_interval":
                                     f"{STEP}s", "tests": [test]}))
     result = subprocess.run([promtool, "test", "rules", spec.name], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120, check=False)

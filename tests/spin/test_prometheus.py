@@ -45,7 +45,10 @@ def test_config_scrapes_file_sd_targets_and_loads_the_rules(tmp_path: Path):
     cfg = yaml.safe_load(path.read_text())
     assert cfg["global"] == {"scrape_interval": "2s", "scrape_timeout": "2s",
                              "evaluation_interval": "2s"}
-    assert cfg["rule_files"] == [str(RULES)]
+    # the chart's rules rendered for this interval: every rate window is 4 × 2 s
+    assert cfg["rule_files"] == [str(tmp_path.resolve() / "recording-rules.yaml")]
+    rules = (tmp_path / "recording-rules.yaml").read_text()
+    assert "[8s]" in rules and "pickspin:service_demand:rate" in rules
     (job,) = cfg["scrape_configs"]
     (sd,) = job["file_sd_configs"]
     assert sd["files"] == [str(tmp_path.resolve() / "targets" / "*.json")]
@@ -102,7 +105,7 @@ def test_prometheus_scrapes_targets_and_evaluates_the_recording_rules(
 
     groups = prometheus.get("/api/v1/rules")["groups"]
     rules = {r["name"]: r for g in groups for r in g["rules"]}
-    assert "pickspin:service_demand:rate1m" in rules
+    assert "pickspin:service_demand:rate" in rules
     assert all(r["health"] == "ok" for r in rules.values()), rules
 
     stop = threading.Event()
@@ -117,9 +120,9 @@ def test_prometheus_scrapes_targets_and_evaluates_the_recording_rules(
     worker.start()
     try:
         demand = eventually(lambda: prometheus.query(
-            'pickspin:service_demand:rate1m{model="gemma-3-27b",backend="vllm"} > 0'))
+            'pickspin:service_demand:rate{model="gemma-3-27b",backend="vllm"} > 0'))
         latency = eventually(lambda: prometheus.query(
-            'pickspin:service_latency_seconds:mean1m{model="gemma-3-27b",backend="vllm"}'))
+            'pickspin:service_latency_seconds:mean{model="gemma-3-27b",backend="vllm"}'))
     finally:
         stop.set()
         worker.join()

@@ -1,8 +1,10 @@
 """A local Prometheus (Debian's `prometheus` 2.x) for `pickspin up`.
 
-It loads the chart's own recording rules (`keda/files/recording-rules.yaml`, not a copy) and
-scrapes whatever `targets/*.json` in its folder lists (file-based service discovery, re-read
-every second), so the scaler and `up` add or remove targets without restarting it.
+It loads the chart's own recording rules (`keda/files/recording-rules.yaml`, not a copy),
+rendered by the keda chart for its scrape interval exactly as a cluster gets them (every rate
+window is 4 × the scrape interval), and scrapes whatever `targets/*.json` in its folder lists
+(file-based service discovery, re-read every second), so the scaler and `up` add or remove
+targets without restarting it.
 
 >>> folder = state_dir / "prometheus"                                    # doctest: +SKIP
 >>> write_config(folder)                                                 # doctest: +SKIP
@@ -14,6 +16,7 @@ every second), so the scaler and `up` add or remove targets without restarting i
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -26,8 +29,12 @@ import yaml
 import pickspin
 from pickspin.local.processes import Proc, spawn
 
-RULES = Path(pickspin.__file__).resolve().parents[2] / "keda" / "files" / "recording-rules.yaml"
+REPO = Path(pickspin.__file__).resolve().parents[2]
+KEDA_CHART = REPO / "keda"
+RULES = KEDA_CHART / "files" / "recording-rules.yaml"  # a template: windows from the interval
+VALUES = REPO / "charts" / "pickspin" / "values.yaml"
 CONFIG_FILE = "prometheus.yml"
+RULES_FILE = "recording-rules.yaml"
 TARGETS_DIR = "targets"
 DATA_DIR = "data"
 HEALTH_PATH = "/-/ready"
@@ -60,8 +67,30 @@ def duration(seconds: float) -> str:
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
-def config(folder: Path, *, scrape_interval: float = 1.0, rules: Path = RULES) -> dict[str, object]:
-    """The Prometheus configuration as a mapping (pure)."""
+def recording_rules(scrape_interval: float, *, chart: Path = KEDA_CHART,
+                    values: Path = VALUES) -> str:
+    """The keda chart's recording rules for `scrape_interval` (seconds, rounded up to whole
+    seconds as the chart takes them), rendered by the chart itself as it ships them in its
+    rules ConfigMap; `values` only supplies a valid service matrix to render with."""
+    import helm_python
+
+    glob = dict(yaml.safe_load(values.read_text(encoding="utf-8"))["global"])
+    glob["prometheus"] = {**glob.get("prometheus", {}),
+                          "scrapeInterval": max(1, math.ceil(scrape_interval))}
+    with helm_python.Chart.load(str(chart)) as loaded:
+        manifests = loaded.render({"global": glob, "recordingRules": {"kind": "ConfigMap"}},
+                                  name="pickspin", namespace="pickspin")
+    for text in manifests.values():
+        for doc in yaml.safe_load_all(text):
+            if isinstance(doc, dict) and doc.get("kind") == "ConfigMap" and \
+                    doc["metadata"]["name"].endswith("recording-rules"):
+                (rules,) = doc["data"].values()
+                return str(rules)
+    raise LookupError(f"{chart}: renders no recording-rules ConfigMap")
+
+
+def config(folder: Path, *, scrape_interval: float = 1.0) -> dict[str, object]:
+    """The Prometheus configuration as a mapping (pure); rules: `folder/recording-rules.yaml`."""
     interval = duration(scrape_interval)
     return {
         "global": {
@@ -69,7 +98,7 @@ def config(folder: Path, *, scrape_interval: float = 1.0, rules: Path = RULES) -
             "scrape_timeout": interval,
             "evaluation_interval": interval,
         },
-        "rule_files": [str(rules)],
+        "rule_files": [str(folder.resolve() / RULES_FILE)],
         "scrape_configs": [{
             "job_name": JOB,
             "file_sd_configs": [{
@@ -80,12 +109,13 @@ def config(folder: Path, *, scrape_interval: float = 1.0, rules: Path = RULES) -
     }
 
 
-def write_config(folder: Path, *, scrape_interval: float = 1.0, rules: Path = RULES) -> Path:
-    """Write `folder/prometheus.yml` (and create `targets/`); return its path."""
+def write_config(folder: Path, *, scrape_interval: float = 1.0) -> Path:
+    """Write `folder/prometheus.yml` and the rules it loads for this scrape interval (and
+    create `targets/`); return the configuration's path."""
     (folder / TARGETS_DIR).mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / RULES_FILE, recording_rules(scrape_interval))
     path = folder / CONFIG_FILE
-    text = yaml.safe_dump(config(folder, scrape_interval=scrape_interval, rules=rules),
-                          sort_keys=False)
+    text = yaml.safe_dump(config(folder, scrape_interval=scrape_interval), sort_keys=False)
     _atomic_write(path, text)
     return path
 

@@ -17,19 +17,33 @@ KEDA_CHART = Path(__file__).resolve().parents[3] / "keda"
 
 @dataclass(frozen=True)
 class Trigger:
+    """A prometheus trigger. With `ignore_null_values` false (the chart's setting) an empty
+    answer is a failed poll, not a zero: the gateway exports every series from its start."""
+
     name: str
     query: str
     threshold: float
     activation_threshold: float
+    ignore_null_values: bool = True
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """KEDA `fallback`: after `failure_threshold` failed polls in a row, hold `replicas`."""
+
+    failure_threshold: int
+    replicas: int
 
 
 @dataclass(frozen=True)
 class LocalScaledObject:
-    """One rendered ScaledObject: its policy numbers and the queries behind its triggers."""
+    """One rendered ScaledObject: its policy numbers, the queries behind its triggers and
+    what KEDA does when they fail."""
 
     params: ScalingParams
     demand: Trigger
     pending: Trigger
+    fallback: Fallback | None = None
 
 
 def render(settings: Settings, prometheus_url: str, polling_interval: int = 1,
@@ -54,14 +68,19 @@ def render(settings: Settings, prometheus_url: str, polling_interval: int = 1,
 def read(obj: dict[str, Any]) -> LocalScaledObject:
     """A rendered ScaledObject → policy parameters and the queries behind its triggers."""
     triggers = {t["name"]: _trigger(t) for t in obj["spec"]["triggers"]}
-    return LocalScaledObject(ScalingParams.from_scaled_object(obj), triggers["demand"],
-                             triggers["pending"])
+    fallback = obj["spec"].get("fallback")
+    return LocalScaledObject(
+        ScalingParams.from_scaled_object(obj), triggers["demand"], triggers["pending"],
+        Fallback(int(fallback["failureThreshold"]), int(fallback["replicas"]))
+        if fallback else None)
 
 
 def _trigger(t: dict[str, Any]) -> Trigger:
     meta = t["metadata"]
+    # KEDA reads the string case-insensitively and defaults to true
+    ignore = str(meta.get("ignoreNullValues", "true")).strip().lower() != "false"
     return Trigger(t["name"], meta["query"], float(meta["threshold"]),
-                   float(meta.get("activationThreshold", 0)))
+                   float(meta.get("activationThreshold", 0)), ignore)
 
 
 def load(settings: Settings, prometheus_url: str, polling_interval: int = 1
