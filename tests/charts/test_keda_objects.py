@@ -74,6 +74,7 @@ def test_scaled_objects_carry_the_policy_numbers(render: Render, values: dict,
         assert params.min_replicas <= fallback["replicas"] <= params.max_replicas
         assert fallback["replicas"] == min(max(wanted["fallbackReplicas"], params.min_replicas),
                                            params.max_replicas)
+        assert fallback["behavior"] == wanted["fallbackBehavior"] == "currentReplicasIfHigher"
 
 
 def test_the_profile_sets_warm_pools_and_cooldowns(render: Render, values: dict) -> None:

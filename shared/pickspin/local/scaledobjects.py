@@ -29,10 +29,12 @@ class Trigger:
 
 @dataclass(frozen=True)
 class Fallback:
-    """KEDA `fallback`: after `failure_threshold` failed polls in a row, hold `replicas`."""
+    """KEDA `fallback`: after `failure_threshold` failed polls in a row, `replicas` as
+    `behavior` says (`currentReplicasIfHigher`: the running count if it is more)."""
 
     failure_threshold: int
     replicas: int
+    behavior: str = "static"
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,8 @@ def read(obj: dict[str, Any]) -> LocalScaledObject:
     fallback = obj["spec"].get("fallback")
     return LocalScaledObject(
         ScalingParams.from_scaled_object(obj), triggers["demand"], triggers["pending"],
-        Fallback(int(fallback["failureThreshold"]), int(fallback["replicas"]))
-        if fallback else None)
+        Fallback(int(fallback["failureThreshold"]), int(fallback["replicas"]),
+                 str(fallback.get("behavior", "static"))) if fallback else None)
 
 
 def _trigger(t: dict[str, Any]) -> Trigger:
