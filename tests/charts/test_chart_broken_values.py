@@ -58,6 +58,15 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], tuple[str, ...]]] = {
     "unknown recording rules kind": (
         lambda v: set_in(v, "keda.recordingRules.kind", "Operator"),
         ("/keda/recordingRules/kind",)),
+    "zero scrape interval": (
+        lambda v: set_in(v, "global.prometheus.scrapeInterval", 0),
+        ("/global/prometheus/scrapeInterval",)),
+    "unknown fallback behavior": (
+        lambda v: v["keda"].setdefault("scaling", {}).update(fallbackBehavior="panic"),
+        ("/keda/scaling/fallbackBehavior",)),
+    "weights size without a unit the API accepts": (
+        lambda v: v["keda"]["weights"].update(sizes={"deepseek-r1": "700 GB"}),
+        ("/keda/weights/sizes/deepseek-r1",)),
 }
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import VALUES, Render, of_kind
+from chart_helpers import REPO, VALUES, Render, of_kind
 
+from pickspin.policy import scaling_for
 from pickspin.settings import Settings
 
 SETTINGS = Settings.load(VALUES)
@@ -266,3 +267,21 @@ def test_every_object_is_in_the_release_namespace(helm: Any, chart_tree: Any, va
     binding = [d for d in yaml.safe_load_all(
         manifests["pickspin/charts/knative/templates/rolebinding.yaml"]) if d]
     assert all(s["namespace"] == "team-a" for b in binding for s in b["subjects"])
+
+
+# ---- the numbers docs/deploy.md gives a newcomer ---------------------------------------
+def test_deploy_doc_states_the_storage_and_gpus_the_defaults_need(render: Render) -> None:
+    doc = " ".join((REPO / "docs" / "deploy.md").read_text(encoding="utf-8").split())
+    claims = of_kind(render(), "PersistentVolumeClaim")
+    for claim in claims:
+        model = claim["metadata"]["name"].removesuffix("-weights")
+        size = claim["spec"]["resources"]["requests"]["storage"].replace("Gi", " Gi")
+        assert f"| {model} | {size} |" in doc
+    total = sum(size_gib(c["spec"]["resources"]["requests"]["storage"]) for c in claims)
+    assert f"**{total:,.0f} Gi**" in doc
+    for profile in SETTINGS.profiles:
+        idle = sum(scaling_for(SETTINGS, s.name, profile).min_replicas * s.gpus
+                   for s in SETTINGS.services)
+        assert f"{idle} (`{profile}`" in doc, profile
+    busy = sum(s.max_replicas * s.gpus for s in SETTINGS.services)
+    assert f"`maxReplicas`: {busy}." in doc
