@@ -66,6 +66,9 @@ class PromptClassified(_Data):
     elapsed_ms: float
     truncated: bool = False
     route: RouteRequest = Field(default_factory=RouteRequest)
+    # calibrated P(the tier's model answers well) per tier (small, medium, large); empty when
+    # the router has no such estimate (keyword rules)
+    success: dict[str, float] = Field(default_factory=dict)
 
 
 class ScoreBreakdown(_Data):
@@ -77,6 +80,8 @@ class ScoreBreakdown(_Data):
     latency_seconds: float
     cost_per_query: float
     score: float
+    # best R̂ among the healthy candidates minus this one's (what trading down gave up)
+    relevance_gap: float = 0.0
 
 
 class Candidate(_Data):

@@ -11,7 +11,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from pickspin.settings import COMPLEXITY_CLASSES, Keywords, RouterName, Settings
 
@@ -28,15 +28,21 @@ class Classification:
     router: str
     elapsed_ms: float = 0.0
     truncated: bool = False
+    # Calibrated P(the tier's model answers well) per tier (small, medium, large), from a
+    # router trained on real outcomes; empty when the router has no such estimate (keyword).
+    success: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_probabilities(
-        cls, probs: Mapping[str, float], router: str, *, truncated: bool = False
+        cls, probs: Mapping[str, float], router: str, *, truncated: bool = False,
+        success: Mapping[str, float] | None = None, complexity: str | None = None,
     ) -> Classification:
+        """Normalised class probabilities; the class is `complexity` if given, else the
+        most probable one."""
         total = sum(probs.values()) or 1.0
         norm = {k: float(probs.get(k, 0.0)) / total for k in COMPLEXITY_CLASSES}
-        best = max(COMPLEXITY_CLASSES, key=lambda k: norm[k])
-        return cls(best, norm, router, truncated=truncated)
+        best = complexity or max(COMPLEXITY_CLASSES, key=lambda k: norm[k])
+        return cls(best, norm, router, truncated=truncated, success=dict(success or {}))
 
     @property
     def confidence(self) -> float:
@@ -57,10 +63,7 @@ class Router(ABC):
         start = time.perf_counter()
         result = self.classify(prompt[:MAX_PROMPT_CHARS])
         elapsed = (time.perf_counter() - start) * 1000
-        return Classification(
-            result.complexity, result.probabilities, result.router, elapsed,
-            truncated or result.truncated,
-        )
+        return replace(result, elapsed_ms=elapsed, truncated=truncated or result.truncated)
 
 
 class KeywordRouter(Router):

@@ -1,12 +1,19 @@
 """Paper Eq. 2: f = wR·R̂(p, L) + wT·T̂(S) + wC·Ĉ(S), pure functions over a snapshot.
 
-R̂ is the expected quality of a model given the prompt's class probabilities; T̂ and Ĉ are
-latency and cost per query, min-max normalised over the candidates so that 1 is the
-fastest / cheapest and 0 the slowest / dearest.
+R̂ is the chance that the model answers the prompt well: from a router's calibrated per-tier
+success probabilities when it has them (shifted by the model's `abilityOffset`), else the
+expected quality Σ_k p_k·quality(L, k) over the class probabilities. T̂ and Ĉ are latency
+and cost per query normalised against fixed ranges — the configured matrix's warm priors
+(`Ranges.of`) — so that 1 is the fastest / cheapest configured service and 0 the slowest /
+dearest, clipped to [0, 1] (a cold start or a measured latency beyond the range scores 0).
+Cost is compared on a log scale: prices across a matrix span orders of magnitude, and on a
+linear scale the dearest service would squash every other difference to nothing.
+Fixed ranges keep a small latency gap between today's candidates from outweighing R̂.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -42,9 +49,41 @@ class ServiceView:
         return self.stats.healthy and self.has_capacity
 
 
-def relevance(probabilities: Mapping[str, float], model: Model) -> float:
-    """R̂(p, L) = Σ_k p_k · quality(L, k)."""
+def relevance(probabilities: Mapping[str, float], model: Model,
+              success: Mapping[str, float] | None = None) -> float:
+    """R̂(p, L): σ(logit P(tier(L) succeeds) + abilityOffset(L)) when `success` has the
+    model's tier, else Σ_k p_k · quality(L, k)."""
+    if success and model.tier in success:
+        p = min(max(float(success[model.tier]), 1e-6), 1 - 1e-6)
+        z = math.log(p / (1 - p)) + model.ability_offset
+        return 1 / (1 + math.exp(-z))
     return sum(p * model.quality.get(k, 0.0) for k, p in probabilities.items())  # type: ignore[call-overload]
+
+
+def _logs(*values: float) -> tuple[float, ...]:
+    return tuple(math.log(max(v, 1e-12)) for v in values)
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """Fixed normalisation ranges for T̂ and Ĉ (seconds, dollars per query)."""
+
+    latency: tuple[float, float]
+    cost: tuple[float, float]
+
+    @classmethod
+    def of(cls, services: Sequence[Service]) -> Ranges:
+        """From the configured matrix: every service's warm prior latency and its cost."""
+        lats = [s.priors.latency_seconds for s in services]
+        costs = [cost_per_query(s, s.priors.latency_seconds) for s in services]
+        return cls((min(lats), max(lats)), (min(costs), max(costs)))
+
+
+def normalise_fixed(value: float, lo: float, hi: float) -> float:
+    """1 at `lo` (best), 0 at `hi` and beyond; a degenerate range scores 1 up to `lo`."""
+    if hi - lo <= 1e-12:
+        return 1.0 if value <= lo + 1e-12 else 0.0
+    return min(1.0, max(0.0, (hi - value) / (hi - lo)))
 
 
 def expected_latency(view: ServiceView) -> float:
@@ -71,27 +110,22 @@ def cost_per_query(service: Service, latency_seconds: float) -> float:
     return gpu_dollars_per_second * latency_seconds / service.concurrency
 
 
-def normalise_lower_is_better(values: Sequence[float]) -> list[float]:
-    """Min-max to [0, 1] with the smallest value at 1; all equal → all 1."""
-    lo, hi = min(values), max(values)
-    if hi - lo <= 1e-12:
-        return [1.0 for _ in values]
-    return [(hi - v) / (hi - lo) for v in values]
-
-
 def score(
-    views: Sequence[ServiceView], probabilities: Mapping[str, float], weights: Weights
+    views: Sequence[ServiceView], probabilities: Mapping[str, float], weights: Weights,
+    ranges: Ranges | None = None, success: Mapping[str, float] | None = None,
 ) -> list[ScoreBreakdown]:
-    """Eq. 2 for every view, normalising T and C over exactly these views."""
+    """Eq. 2 for every view; T̂ and Ĉ against `ranges` (default: these views' own priors,
+    which is fixed for a fixed matrix — pass `Ranges.of(settings.services)`)."""
     if not views:
         return []
+    fixed = ranges or Ranges.of([v.service for v in views])
     latencies = [expected_latency(v) for v in views]
     costs = [cost_per_query(v.service, lat) for v, lat in zip(views, latencies, strict=True)]
-    t_hat = normalise_lower_is_better(latencies)
-    c_hat = normalise_lower_is_better(costs)
+    t_hat = [normalise_fixed(v, *fixed.latency) for v in latencies]
+    c_hat = [normalise_fixed(*_logs(v, *fixed.cost)) for v in costs]
     out = []
     for view, lat, cost, t, c in zip(views, latencies, costs, t_hat, c_hat, strict=True):
-        r = relevance(probabilities, view.model)
+        r = relevance(probabilities, view.model, success)
         f = weights.relevance * r + weights.latency * t + weights.cost * c
         out.append(
             ScoreBreakdown(

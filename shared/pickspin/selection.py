@@ -13,8 +13,14 @@ from dataclasses import dataclass
 
 from pickspin.errors import InvalidRequest, ModelNotFound, NoCandidate
 from pickspin.events import Candidate, ScoreBreakdown, ServiceStats
-from pickspin.scoring import ServiceView, score
-from pickspin.settings import Settings, StrategyName
+from pickspin.scoring import Ranges, ServiceView, score
+from pickspin.settings import (
+    COMPLEXITY_CLASSES,
+    TIERS,
+    Settings,
+    StrategyName,
+    TradeDown,
+)
 
 Ranked = list[tuple[ServiceView, ScoreBreakdown]]
 Strategy = Callable[[Ranked, random.Random], Ranked]
@@ -70,8 +76,14 @@ def select(
     strategy: str | None = None,
     exclude: Sequence[str] = (),
     rng: random.Random | None = None,
+    complexity: str | None = None,
+    success: Mapping[str, float] | None = None,
 ) -> Decision:
-    """Algorithm 2 over healthy services with free capacity, optionally one model only."""
+    """Algorithm 2 over healthy services with free capacity, optionally one model only.
+
+    The profile's trade-down floor (`Routing.trade_down`) then keeps only candidates of a
+    tier ≥ class − `tiers` whose R̂ is within `relevance` of the best, while any is left;
+    `complexity` defaults to the most probable class."""
     profile_name = profile or settings.default_profile
     if profile_name not in settings.profiles:
         raise InvalidRequest(
@@ -102,10 +114,31 @@ def select(
             + (f" for model {model!r}" if model else "")
         )
     weights = settings.profile(profile_name).weights
-    ranked = list(zip(candidates, score(candidates, probabilities, weights), strict=True))
+    scored = score(candidates, probabilities, weights, Ranges.of(settings.services), success)
+    best = max(b.relevance for b in scored)
+    ranked = [(v, b.model_copy(update={"relevance_gap": round(best - b.relevance, 6)}))
+              for v, b in zip(candidates, scored, strict=True)]
+    if model is None:
+        ranked = within_floor(ranked, settings.routing.trade_down_for(profile_name),
+                              complexity or _most_probable(probabilities))
     ordered = STRATEGIES[strategy_name](ranked, rng or random.Random())
     picked = [_candidate(view, breakdown) for view, breakdown in ordered]
     return Decision(profile_name, strategy_name, picked[0], tuple(picked[1 : 1 + RUNNERS_UP]))
+
+
+def within_floor(ranked: Ranked, rule: TradeDown, complexity: str) -> Ranked:
+    """The candidates the profile's floor allows; all of them when none is allowed (the
+    request is still served, and its breakdown's `relevance_gap` shows what was lost)."""
+    lowest = max(0, COMPLEXITY_CLASSES.index(complexity) - rule.tiers) \
+        if complexity in COMPLEXITY_CLASSES else 0
+    kept = [(v, b) for v, b in ranked if TIERS.index(v.model.tier) >= lowest
+            and b.relevance_gap <= rule.relevance + 1e-9]
+    return kept or ranked
+
+
+def _most_probable(probabilities: Mapping[str, float]) -> str:
+    known = {k: v for k, v in probabilities.items() if k in COMPLEXITY_CLASSES}
+    return max(known, key=lambda k: known[k]) if known else "medium"
 
 
 def _candidate(view: ServiceView, breakdown: ScoreBreakdown) -> Candidate:

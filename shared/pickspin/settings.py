@@ -100,6 +100,25 @@ class Keywords(_Model):
     high: tuple[str, ...]
 
 
+class TradeDown(_Model):
+    """How far a profile may trade answer quality for latency or cost (the selection floor).
+
+    A prompt of class k (low 0, medium 1, high 2) goes only to a tier ≥ k − `tiers`
+    (small 0, medium 1, large 2), and only to a model whose R̂ is at most `relevance` below
+    the best R̂ among the healthy candidates, while any healthy candidate satisfies both.
+    """
+
+    tiers: int = Field(default=1, ge=0, le=2)
+    relevance: float = Field(default=0.15, ge=0, le=1)
+
+
+def _default_trade_down() -> dict[str, TradeDown]:
+    return {"quality": TradeDown(tiers=1, relevance=0.05),
+            "balanced": TradeDown(tiers=1, relevance=0.15),
+            "cost": TradeDown(tiers=2, relevance=0.30),
+            "speed": TradeDown(tiers=2, relevance=0.30)}
+
+
 class Routing(_Model):
     mode: RouterName = RouterName.KEYWORD
     strategy: StrategyName = StrategyName.MULTI_OBJECTIVE
@@ -108,6 +127,11 @@ class Routing(_Model):
     # -- path of the ONNX classifier folder (relative paths are taken from the package)
     semantic_model: str = "models/complexity-distilbert"
     keywords: Keywords
+    # -- per profile: how far selection may trade quality down (a profile not named: no floor)
+    trade_down: dict[str, TradeDown] = Field(default_factory=_default_trade_down)
+
+    def trade_down_for(self, profile: str) -> TradeDown:
+        return self.trade_down.get(profile, TradeDown(tiers=2, relevance=1.0))
 
 
 class Model(_Model):
@@ -119,6 +143,9 @@ class Model(_Model):
     file: str = ""
     # -- quality(L, k): expected answer quality of this model per complexity class, in [0, 1]
     quality: dict[Literal["low", "medium", "high"], float]
+    # -- logit shift of this model's success chance against its tier's stand-in (0: the
+    # -- stand-in's own); R̂ = σ(logit P(tier succeeds) + abilityOffset) with a success router
+    ability_offset: float = Field(default=0.0, ge=-10, le=10)
 
     @model_validator(mode="after")
     def _quality_complete(self) -> Model:

@@ -7,7 +7,7 @@ from pickspin.events import ServiceStats
 from pickspin.scoring import (
     ServiceView,
     expected_latency,
-    normalise_lower_is_better,
+    normalise_fixed,
     relevance,
     score,
 )
@@ -23,9 +23,10 @@ def test_relevance_is_the_expectation_of_quality(settings):
     assert relevance(HIGH, model) == pytest.approx(expected)
 
 
-def test_min_max_normalisation_puts_best_at_one():
-    assert normalise_lower_is_better([1.0, 3.0, 2.0]) == [1.0, 0.0, 0.5]
-    assert normalise_lower_is_better([2.0, 2.0]) == [1.0, 1.0]
+def test_fixed_range_normalisation_puts_best_at_one_and_clips():
+    assert [normalise_fixed(v, 1.0, 3.0) for v in (1.0, 3.0, 2.0)] == [1.0, 0.0, 0.5]
+    assert [normalise_fixed(v, 1.0, 3.0) for v in (0.5, 9.0)] == [1.0, 0.0]
+    assert [normalise_fixed(v, 2.0, 2.0) for v in (2.0, 2.5)] == [1.0, 0.0]
 
 
 def test_score_is_eq2_weighted_sum(settings):

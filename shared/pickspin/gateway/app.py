@@ -32,7 +32,7 @@ from pickspin.gateway.metrics import GatewayMetrics
 from pickspin.gateway.openai_request import AUTO_MODEL, ParsedRequest, parse
 from pickspin.gateway.proxy import BackendProxy, Upstream
 from pickspin.replicas import LocalReplicas, ReplicaSource
-from pickspin.settings import COMPLEXITY_CLASSES, RouterName, Settings
+from pickspin.settings import COMPLEXITY_CLASSES, TIERS, RouterName, Settings
 
 SOURCE = "/pickspin/gateway"
 PROFILE_PREFIX = "pickspin/"
@@ -186,6 +186,9 @@ class Gateway:
             "x-pickspin-cold-action": cold.action,
             "x-pickspin-fallback": ",".join(upstream.fallback) or "none",
             "x-pickspin-decision-ms": f"{pick.decision_ms:.2f}",
+            "x-pickspin-trade-down": (
+                f"relevance_gap={chosen.breakdown.relevance_gap:.4f};bound="
+                f"{self.settings.routing.trade_down_for(sel.profile).relevance:.2f}"),
         }
         if waited and cold.waited is not None:
             headers["x-pickspin-cold-start-ms"] = f"{cold.waited * 1000:.0f}"
@@ -210,8 +213,11 @@ class Gateway:
         if chosen.warm:
             return [chosen, *rest], ColdOutcome()
         scaling = self.settings.profile(sel.profile).scaling
-        warm = [c for c in rest if c.warm]
-        cold_rest = [c for c in rest if not c.warm]
+        # a substitute never answers worse: only a warm model of the same or a higher tier
+        floor = TIERS.index(self.settings.model(chosen.model).tier)
+        warm = [c for c in rest
+                if c.warm and TIERS.index(self.settings.model(c.model).tier) >= floor]
+        cold_rest = [c for c in rest if c not in warm]
         if scaling.cold_start == "substitute" and warm:
             self.cold.wake(chosen, scaling.max_cold_wait_seconds)
             return [*warm, chosen, *cold_rest], ColdOutcome("substitute", chosen.service)

@@ -1,0 +1,150 @@
+"""A selection that cannot make answers worse: fixed normalisation, the profile's trade-down
+floor, warm substitutes only from the same or a higher tier, and profiles that differ."""
+
+from __future__ import annotations
+
+import pytest
+
+from pickspin.events import Candidate, RouteSelected, ServiceStats
+from pickspin.gateway.app import Gateway, Wiring
+from pickspin.scoring import Ranges, ServiceView, relevance, score
+from pickspin.selection import select
+from pickspin.settings import TIERS
+
+HIGH = {"low": 0.03, "medium": 0.12, "high": 0.85}
+# what the success router says of a hard prompt: the larger the tier, the likelier it answers
+HARD_SUCCESS = {"small": 0.25, "medium": 0.55, "large": 0.75}
+EASY_SUCCESS = {"small": 0.9, "medium": 0.93, "large": 0.95}
+
+
+def _tier(settings, candidate: Candidate) -> str:
+    return settings.model(candidate.model).tier
+
+
+def _down(settings, *tiers: str) -> dict[str, ServiceStats]:
+    return {s.name: ServiceStats(healthy=False) for s in settings.services
+            if settings.model(s.model).tier in tiers}
+
+
+@pytest.mark.parametrize("profile", ["quality", "balanced"])
+@pytest.mark.parametrize("success", [None, HARD_SUCCESS])
+def test_a_high_prompt_never_goes_to_the_small_tier_while_a_larger_one_is_healthy(
+        settings, profile, success):
+    for stats in ({}, _down(settings, "large"), _down(settings, "medium")):
+        d = select(settings, stats, HIGH, profile=profile, complexity="high", success=success)
+        assert _tier(settings, d.chosen) != "small", (profile, sorted(stats))
+        assert all(_tier(settings, c) != "small" for c in d.runners_up)
+
+
+def test_with_only_the_small_tier_healthy_the_request_is_still_served(settings):
+    d = select(settings, _down(settings, "medium", "large"), HIGH, profile="quality",
+               complexity="high", success=HARD_SUCCESS)
+    assert _tier(settings, d.chosen) == "small"
+    assert d.chosen.breakdown.relevance_gap == 0.0  # nothing better was healthy
+
+
+@pytest.mark.parametrize("profile", ["cost", "speed"])
+def test_cost_and_speed_trade_down_only_within_their_bound(settings, profile):
+    bound = settings.routing.trade_down_for(profile).relevance
+    for success in (HARD_SUCCESS, EASY_SUCCESS, {"small": 0.05, "medium": 0.6, "large": 0.9}):
+        d = select(settings, {}, HIGH, profile=profile, complexity="high", success=success)
+        assert d.chosen.breakdown.relevance_gap <= bound + 1e-9
+        assert all(c.breakdown.relevance_gap <= bound + 1e-9 for c in d.runners_up)
+
+
+def test_quality_and_cost_choose_different_models_on_a_hard_prompt(settings):
+    # a hard prompt where the large tier's edge is modest (as the router says of most hard
+    # benchmark prompts); with a large edge (HARD_SUCCESS) cost pays for the large tier too
+    modest = {"small": 0.3, "medium": 0.5, "large": 0.6}
+    quality = select(settings, {}, HIGH, profile="quality", complexity="high",
+                     success=modest).chosen
+    cost = select(settings, {}, HIGH, profile="cost", complexity="high",
+                  success=modest).chosen
+    assert quality.model != cost.model
+    assert cost.breakdown.cost_per_query < quality.breakdown.cost_per_query
+    assert quality.breakdown.relevance > cost.breakdown.relevance
+
+
+def test_every_pair_of_profiles_decides_differently_somewhere(settings):
+    grid = [dict(zip(TIERS, (a, b, c), strict=True)) for a in (0.2, 0.4, 0.6, 0.8)
+            for b in (0.3, 0.5, 0.7, 0.9) for c in (0.4, 0.6, 0.8, 0.95) if a <= b <= c]
+    decisions = {p: [select(settings, {}, HIGH, profile=p, complexity=k, success=g).chosen.service
+                     for g in grid for k in ("low", "high")] for p in settings.profiles}
+    names = sorted(decisions)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert decisions[a] != decisions[b], (a, b)
+
+
+def test_latency_and_cost_are_normalised_against_the_configured_matrix_not_the_request(
+        settings):
+    views = [ServiceView(s, settings.model(s.model), ServiceStats()) for s in settings.services]
+    ranges = Ranges.of(settings.services)
+    weights = settings.profile("balanced").weights
+    everyone = {v.service.name: b for v, b in zip(views, score(views, HIGH, weights, ranges),
+                                                   strict=True)}
+    two = views[:2]
+    alone = score(two, HIGH, weights, ranges)
+    for v, b in zip(two, alone, strict=True):
+        assert (b.latency, b.cost) == (everyone[v.service.name].latency,
+                                       everyone[v.service.name].cost)
+    assert min(b.latency for b in everyone.values()) == 0.0
+    assert max(b.latency for b in everyone.values()) == 1.0
+
+
+def test_a_cold_start_beyond_the_range_scores_zero_latency(settings):
+    svc = settings.services[0]
+    cold = ServiceView(svc, settings.model(svc.model), ServiceStats(replicas=0))
+    (b,) = score([cold], HIGH, settings.profile("speed").weights, Ranges.of(settings.services))
+    assert b.latency == 0.0
+
+
+def test_relevance_from_success_rises_with_tier_and_ability(settings):
+    by_tier = {m.tier: m for m in settings.models if m.ability_offset == 0}
+    r = [relevance(HIGH, by_tier[t], HARD_SUCCESS) for t in TIERS]
+    assert r == sorted(r) and r[0] < r[-1]
+    assert r[0] == pytest.approx(HARD_SUCCESS["small"])
+    weaker = by_tier["small"].model_copy(update={"ability_offset": -1.0})
+    assert relevance(HIGH, weaker, HARD_SUCCESS) < r[0]
+
+
+# ---- the gateway's warm substitute ---------------------------------------------------------
+class _Cold:
+    def __init__(self) -> None:
+        self.held: list[str] = []
+        self.woken: list[str] = []
+
+    def hold(self, candidate: Candidate, limit: float) -> float | None:
+        self.held.append(candidate.service)
+        return 0.01
+
+    def wake(self, candidate: Candidate, limit: float) -> bool:
+        self.woken.append(candidate.service)
+        return True
+
+
+def _candidate(settings, model: str, warm: bool) -> Candidate:
+    svc = next(s for s in settings.services if s.model == model)
+    (b,) = score([ServiceView(svc, settings.model(model), ServiceStats())], HIGH,
+                 settings.profile("balanced").weights)
+    return Candidate(service=svc.name, model=model, backend=svc.backend,
+                     endpoint="http://127.0.0.1:9", breakdown=b, warm=warm)
+
+
+def _selected(chosen: Candidate, *rest: Candidate) -> RouteSelected:
+    return RouteSelected(request_id="r", profile="cost", strategy="multi-objective",
+                         complexity="high", router="semantic", chosen=chosen, runners_up=rest)
+
+
+def test_a_warm_substitute_comes_only_from_the_same_or_a_higher_tier(settings):
+    cold = _Cold()
+    gw = Gateway(settings, Wiring("http://127.0.0.1:9", "http://127.0.0.1:9"), cold=cold)  # type: ignore[arg-type]
+    large = _candidate(settings, "qwen-3-235b", warm=False)
+    small = _candidate(settings, "gemma-3-27b", warm=True)
+    other_large = _candidate(settings, "deepseek-r1", warm=True)
+    order, outcome = gw._spin(_selected(large, small, other_large))
+    assert outcome.action == "substitute" and order[0] == other_large
+    assert order.index(small) > order.index(large)
+    # only a smaller warm model: the request is held for the cold one instead
+    order, outcome = gw._spin(_selected(large, small))
+    assert outcome.action == "hold" and order[0] == large and cold.held == [large.service]
