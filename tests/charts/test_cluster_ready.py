@@ -215,7 +215,13 @@ def test_weights_one_volume_per_model_filled_once_before_install(render: Render,
         assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     total = sum(size_gib(c["spec"]["resources"]["requests"]["storage"]) for c in claims.values())
     assert total < 1500, f"{total} GiB of ReadWriteMany by default is too much"
+    # volumes filled another way: no Jobs, the same volumes
+    values["keda"]["weights"]["download"] = False
+    objects = render(values)
+    assert not of_kind(objects, "Job")
+    assert set(by_name(of_kind(objects, "PersistentVolumeClaim"))) == set(claims)
     # the token Secret, when the chart makes it, exists before the Jobs run
+    values["keda"]["weights"]["download"] = True
     values["keda"]["huggingface"]["token"] = "hf_example"
     (secret,) = of_kind(render(values), "Secret")
     assert secret["metadata"]["name"] == secret_name
