@@ -81,3 +81,12 @@ ref:
 {{- define "pickspin-knative.configChecksum" -}}
 {{- include (print .Template.BasePath "/configmap.yaml") . | sha256sum -}}
 {{- end -}}
+
+{{/*
+Seconds of the telemetry statistics window: the keda chart's recording-rule window,
+4 × global.prometheus.scrapeInterval (tests/charts checks that the two agree).
+*/}}
+{{- define "pickspin-knative.rateWindowSeconds" -}}
+{{- $prom := .Values.global.prometheus | default dict -}}
+{{- mul 4 (int (ternary $prom.scrapeInterval 30 (hasKey $prom "scrapeInterval"))) -}}
+{{- end -}}

@@ -136,6 +136,11 @@ def test_rule_windows_and_scrapes_follow_the_one_interval(render: Render, values
     assert {w for e in exprs for w in re.findall(r"\[([^\]]+)\]", e)} == {f"{4 * interval}s"}
     for monitor in of_kind(objects, "PodMonitor"):
         assert monitor["spec"]["podMetricsEndpoints"][0]["interval"] == f"{interval}s"
+    # telemetry's own statistics use the same window
+    telemetry = function_services(objects, values)["telemetry"]
+    env = {e["name"]: e.get("value")
+           for e in telemetry["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PICKSPIN_WINDOW_SECONDS"] == str(4 * interval)
 
 
 # ---- TensorRT-LLM ----------------------------------------------------------------------
