@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from pickspin.local.crash import Crash, diagnose, reap
-from pickspin.local.processes import Proc, free_port, stop
+from pickspin.local.processes import Proc, reserve_port, stop
 
 Launcher = Callable[[str, int], Proc]  # (service name, port) → started process
 
@@ -33,6 +34,13 @@ class Replica:
     recovering: bool = False
     connections: set[asyncio.StreamWriter] = field(default_factory=set)
     started_wall: float = field(default_factory=time.time)
+    #: holds the replica's port while it lives (see `processes.reserve_port`)
+    reservation: socket.socket | None = None
+
+    def release(self) -> None:
+        if self.reservation is not None:
+            self.reservation.close()
+            self.reservation = None
 
     @property
     def ready(self) -> bool:
@@ -100,8 +108,14 @@ class ServicePool:
         return sum(1 for r in self.replicas if r.ready)
 
     def start_replica(self) -> Replica:
-        port = free_port()
-        replica = Replica(self.launcher(self.service, port), port, self.clock())
+        held = reserve_port()
+        port = int(held.getsockname()[1])
+        try:
+            proc = self.launcher(self.service, port)
+        except BaseException:
+            held.close()
+            raise
+        replica = Replica(proc, port, self.clock(), reservation=held)
         self.replicas.append(replica)
         return replica
 
@@ -117,6 +131,7 @@ class ServicePool:
             if replica.proc.alive():
                 continue
             self.replicas.remove(replica)
+            replica.release()
             code = reap(replica.proc.pid)  # also frees the zombie
             if replica.draining:
                 continue
@@ -160,6 +175,7 @@ class ServicePool:
         await asyncio.to_thread(stop, replica.proc, grace)
         for w in list(replica.connections):
             w.close()
+        replica.release()
         if replica in self.replicas:
             self.replicas.remove(replica)
 
@@ -167,5 +183,7 @@ class ServicePool:
         if self._server is not None:
             self._server.close()
         await asyncio.gather(*(asyncio.to_thread(stop, r.proc) for r in self.replicas))
+        for replica in self.replicas:
+            replica.release()
         self.replicas.clear()
         await self._http.aclose()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,10 +17,23 @@ import httpx
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now (the OS picks it)."""
+    """A TCP port that nothing listens on right now (the OS picks it). Another socket may
+    take it before it is bound again: where that matters, hold a `reserve_port` instead."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def reserve_port(host: str = "127.0.0.1") -> socket.socket:
+    """Hold a port for a process that will bind it later: a socket bound with SO_REUSEADDR
+    that never listens. While it is open, the process (binding with SO_REUSEADDR, as
+    hypercorn, uvicorn, asyncio servers and Prometheus do) can listen on the port, again
+    after every restart, while no other socket can take it (not even as the local port of
+    an outgoing connection, which is what made a chosen-then-bound port collide)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
 
 
 @dataclass(frozen=True)
@@ -56,13 +70,14 @@ def pid_alive(pid: int) -> bool:
 
 
 def spawn(name: str, kind: str, argv: list[str], *, env: dict[str, str], cwd: Path | None,
-          log_dir: Path, port: int | None = None, health: str | None = None) -> Proc:
+          log_dir: Path, port: int | None = None, health: str | None = None,
+          pass_fds: Sequence[int] = ()) -> Proc:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
         child = subprocess.Popen(
             argv, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=tuple(pass_fds),
         )
     url = f"http://127.0.0.1:{port}" if port else None
     return Proc(name, kind, child.pid, port, url, health, str(log_path))

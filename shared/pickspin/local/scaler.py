@@ -27,7 +27,7 @@ import httpx
 from pickspin.emulator.launch import emulator_command
 from pickspin.local import llamacpp
 from pickspin.local.pool import ServicePool
-from pickspin.local.processes import Proc, spawn
+from pickspin.local.processes import Proc, spawn, stop
 from pickspin.local.prometheus import Target, write_targets
 from pickspin.local.scaledobjects import LocalScaledObject, load
 from pickspin.policy import Decision, Observation, decide
@@ -158,26 +158,70 @@ def real_kinds() -> frozenset[BackendKind]:
     return frozenset({BackendKind.LLAMACPP}) if llamacpp.available() is None else frozenset()
 
 
+def replica_command(settings: Settings, config: Path, real: frozenset[BackendKind],
+                    service: str, port: int) -> list[str]:
+    """argv of one replica of `service` on `port`: the real server for a kind in `real`,
+    else the emulator with the service's emulation profile."""
+    svc = settings.service(service)
+    if settings.backend(svc.backend).kind in real:
+        return llamacpp.llamacpp_command(port, alias=svc.model)
+    return emulator_command(service, port, config)
+
+
 def launcher_for(settings: Settings, config: Path, logs: Path,
                  real: frozenset[BackendKind]) -> Callable[[str, int], Proc]:
-    """Start one replica of a service: the real server for a kind in `real`, else the
-    emulator with the service's emulation profile."""
+    """Start one replica of a service (`replica_command`) as a process of its own."""
 
     def launch(service: str, port: int) -> Proc:
-        svc = settings.service(service)
-        backend = settings.backend(svc.backend)
-        if backend.kind in real:
-            argv = llamacpp.llamacpp_command(port, alias=svc.model)
-        else:
-            argv = emulator_command(service, port, config)
-        return spawn(f"{service}-{port}", "replica", argv, env={}, cwd=None, log_dir=logs,
-                     port=port, health=backend.health_path)
+        backend = settings.backend(settings.service(service).backend)
+        return spawn(f"{service}-{port}", "replica",
+                     replica_command(settings, config, real, service, port), env={},
+                     cwd=None, log_dir=logs, port=port, health=backend.health_path)
 
     return launch
 
 
+def replica_entries(pools: dict[str, ServicePool]) -> list[dict[str, object]]:
+    """Every replica process, draining ones too (pure)."""
+    return [{"service": name, "pid": r.proc.pid, "port": r.port}
+            for name, pool in pools.items() for r in pool.replicas]
+
+
+def record_replicas(path: Path, entries: list[dict[str, object]]) -> None:
+    """Write the replica processes to `path`, so that `pickspin down` and a restarted
+    scaler can find them even after this scaler died."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries))
+    tmp.replace(path)
+
+
+def orphans(path: Path) -> list[Proc]:
+    """Replicas a previous scaler recorded that still run: the same pid with its port in its
+    command line (so a reused pid is never taken for one)."""
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    found = []
+    for e in entries:
+        pid, port = int(e["pid"]), int(e["port"])
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(port).encode() in cmdline:
+            found.append(Proc(f"{e['service']}-{port}", "replica", pid, port, None, None, ""))
+    return found
+
+
 async def run(settings: Settings, config: Path, prometheus: str, status_port: int,
-              logs: Path, polling: int, prometheus_dir: Path | None = None) -> None:
+              logs: Path, polling: int, prometheus_dir: Path | None = None,
+              state: Path | None = None) -> None:
+    if state is not None:
+        for orphan in orphans(state):  # left by a scaler that died: start from a clean slate
+            log.warning("stopping %s (pid %d), left running by a previous scaler",
+                        orphan.name, orphan.pid)
+            await asyncio.to_thread(stop, orphan, 5.0)
     objects = load(settings, prometheus, polling)
     real = real_kinds()
     launch = launcher_for(settings, config, logs, real)
@@ -197,8 +241,12 @@ async def run(settings: Settings, config: Path, prometheus: str, status_port: in
             loop.add_signal_handler(sig, stopping.set)
         try:
             written: list[Target] | None = None
+            recorded: list[dict[str, object]] | None = None
             while not stopping.is_set():
                 await scaler.poll()
+                if state is not None and (entries := replica_entries(pools)) != recorded:
+                    record_replicas(state, entries)
+                    recorded = entries
                 targets = scaler.targets(settings, real)
                 if prometheus_dir is not None and targets != written:  # only on a change
                     write_targets(prometheus_dir, "backends", targets)
@@ -223,12 +271,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", required=True, help="folder for replica logs")
     parser.add_argument("--polling", type=int, default=1, help="seconds between polls")
     parser.add_argument("--prometheus-dir", help="Prometheus folder whose targets/ to update")
+    parser.add_argument("--state", help="file recording the replica processes (for down and "
+                        "for a restarted scaler)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.load(args.config)
     asyncio.run(run(settings, Path(args.config), args.prometheus, args.port, Path(args.logs),
-                    args.polling, Path(args.prometheus_dir) if args.prometheus_dir else None))
+                    args.polling, Path(args.prometheus_dir) if args.prometheus_dir else None,
+                    Path(args.state) if args.state else None))
     return 0
 
 

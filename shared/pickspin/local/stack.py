@@ -1,12 +1,17 @@
 """`pickspin up | down | status`: the four functions and the backends as local processes.
 
 Wiring, as Knative would do it in a cluster: the gateway's K_SINK is the telemetry function,
-telemetry's K_SINK is the selector, and a ticker stands in for the PingSource.
+telemetry's K_SINK is the selector, and a ticker stands in for the PingSource. `up` writes
+the plan of processes and hands it to a supervisor (`pickspin.local.supervisor`) that
+starts them, restarts any that dies and stops them all on `down`; the scaler in turn owns
+the backend replicas.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,24 +21,53 @@ import httpx
 import yaml
 
 from pickspin.errors import ConfigError
-from pickspin.local.processes import Proc, free_port, pid_alive, python, spawn, stop, wait_http
-from pickspin.local.prometheus import Target, start_prometheus, write_config, write_targets
-from pickspin.local.scaler import launcher_for, real_kinds
+from pickspin.local.processes import (
+    Proc,
+    free_port,
+    pid_alive,
+    python,
+    reserve_port,
+    spawn,
+    stop,
+    wait_http,
+)
+from pickspin.local.prometheus import (
+    DATA_DIR,
+    HEALTH_PATH,
+    Target,
+    find_binary,
+    prometheus_command,
+    write_config,
+    write_targets,
+)
+from pickspin.local.scaler import orphans, real_kinds, replica_command
+from pickspin.local.supervisor import Spec, read_state, write_plan
 from pickspin.policy import scaling_for
 from pickspin.settings import BackendKind, Settings
 
 REPO = Path(__file__).resolve().parents[3]
 FUNCTIONS = ("classifier", "selector", "telemetry", "gateway")
 STATE_FILE = "state.json"
+PLAN_FILE, SUPERVISOR_FILE, REPLICAS_FILE = "plan.json", "supervisor.json", "replicas.json"
 # Requests llama-cpp-python's server generates for at once (it queues the rest).
 LOCAL_SERVER_CONCURRENCY = 1
 
 
 @dataclass(frozen=True)
 class Stack:
+    """A running local stack: its supervisor and, as the supervisor last recorded them, the
+    processes it keeps (a restarted process shows its new pid)."""
+
     state_dir: Path
-    procs: tuple[Proc, ...]
+    supervisor: Proc
     config: Path
+
+    @property
+    def procs(self) -> tuple[Proc, ...]:
+        children = read_state(self.state_dir / SUPERVISOR_FILE).values()
+        return (self.supervisor, *(Proc(str(c["name"]), str(c["kind"]), _int(c["pid"]) or 0,
+                                        _int(c["port"]), _str(c["url"]), _str(c["health"]),
+                                        str(c["log"])) for c in children))
 
     @property
     def endpoint(self) -> str:
@@ -41,17 +75,24 @@ class Stack:
         return f"{gateway.url}/v1"
 
     def save(self) -> None:
-        data = {"config": str(self.config), "procs": [p.to_json() for p in self.procs]}
+        data = {"config": str(self.config), "supervisor": self.supervisor.to_json()}
         (self.state_dir / STATE_FILE).write_text(json.dumps(data, indent=2))
 
     @classmethod
     def load(cls, state_dir: Path) -> Stack | None:
-        path = state_dir / STATE_FILE
-        if not path.exists():
+        try:
+            data = json.loads((state_dir / STATE_FILE).read_text())
+            return cls(state_dir, Proc(**data["supervisor"]), Path(data["config"]))
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        data = json.loads(path.read_text())
-        procs = tuple(Proc(**p) for p in data["procs"])
-        return cls(state_dir, procs, Path(data["config"]))
+
+
+def _int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def up(
@@ -65,58 +106,93 @@ def up(
     timeout: float = 90.0,
     log: bool = True,
 ) -> Stack:
-    """Start everything, wait until it is ready, and record what was started.
+    """Start everything under a supervisor, wait until it is ready, and record it.
 
     With `scale` (the default) the local scaler owns the backends: it applies the keda
     chart's ScaledObjects, so only the warm pools run at first and the rest start on
-    demand. Without it every service runs one replica for the whole session.
+    demand. Without it every service runs one replica for the whole session. Every port is
+    reserved before anything starts and held by the supervisor for the whole run.
     """
     existing = Stack.load(state_dir)
-    if existing and any(p.alive() for p in existing.procs):
+    if existing and existing.supervisor.alive():
         raise RuntimeError(f"a stack is already running from {state_dir}; "
                            "run `pickspin down` first")
     chosen = _choose(Settings.load(settings_path), services)
     state_dir.mkdir(parents=True, exist_ok=True)
     logs = state_dir / "logs"
-    ports = {s.name: free_port() for s in chosen.services}
-    runtime = local_settings(chosen, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()},
-                             real_kinds())
-    config = state_dir / "pickspin.yaml"
-    config.write_text(yaml.safe_dump({"global": {"pickspin": runtime.dump()}}, sort_keys=False))
-    prom_dir = state_dir / "prometheus"
-    write_config(prom_dir)
+    held: list[socket.socket] = []
 
-    procs: list[Proc] = []
+    def port() -> int:
+        held.append(reserve_port())
+        return int(held[-1].getsockname()[1])
+
     try:
-        prometheus = start_prometheus(prom_dir, free_port(), logs)
-        procs.append(prometheus)
-        assert prometheus.url
-        telemetry_env = {"PICKSPIN_PROMETHEUS_URL": prometheus.url}
+        ports = {s.name: port() for s in chosen.services}
+        real = real_kinds()
+        runtime = local_settings(chosen, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()},
+                                 real)
+        config = state_dir / "pickspin.yaml"
+        config.write_text(yaml.safe_dump({"global": {"pickspin": runtime.dump()}},
+                                         sort_keys=False))
+        prom_dir = state_dir / "prometheus"
+        write_config(prom_dir)
+        (prom_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        prom_port = port()
+        prometheus = Spec("prometheus", "prometheus",
+                          prometheus_command(prom_dir, prom_port, find_binary()),
+                          cwd=str(prom_dir), health=HEALTH_PATH, port=prom_port)
+        specs = [prometheus]
+        telemetry_env = {"PICKSPIN_PROMETHEUS_URL": str(prometheus.url)}
         gateway_env: dict[str, str] = {}
         if scale:
-            scaler = _start_scaler(config, prometheus.url, prom_dir, logs)
-            procs.append(scaler)
-            assert scaler.url
-            telemetry_env["PICKSPIN_REPLICAS_URL"] = scaler.url
-            gateway_env["PICKSPIN_REPLICAS_URL"] = scaler.url  # to tell a crash from a drop
+            scaler = _scaler_spec(config, str(prometheus.url), prom_dir, logs, port(),
+                                  state_dir / REPLICAS_FILE)
+            specs.append(scaler)
+            telemetry_env["PICKSPIN_REPLICAS_URL"] = str(scaler.url)
+            gateway_env["PICKSPIN_REPLICAS_URL"] = str(scaler.url)  # to tell a crash from a drop
         else:
-            procs += _start_backends(runtime, ports, config, prom_dir, logs)
-        functions = start_functions(config, logs, tick_seconds, functions_dir, telemetry_env,
-                                    gateway_env)
-        procs += functions
-        gateway = next(p for p in functions if p.name == "gateway")
+            specs += _backend_specs(runtime, ports, config, prom_dir, real)
+        fn_ports = {f: port() for f in FUNCTIONS}
+        specs += function_specs(config, fn_ports, tick_seconds, functions_dir, telemetry_env,
+                                gateway_env)
         write_targets(prom_dir, "functions",
-                      [Target(f"127.0.0.1:{gateway.port}", "/metrics", {"job": "gateway"})])
-        stack = Stack(state_dir, tuple(procs), config)
-        stack.save()
+                      [Target(f"127.0.0.1:{fn_ports['gateway']}", "/metrics", {"job": "gateway"})])
+        write_plan(state_dir / PLAN_FILE, specs)
+        (state_dir / SUPERVISOR_FILE).unlink(missing_ok=True)
+        supervisor = spawn("supervisor", "supervisor",
+                           [python(), "-m", "pickspin.local.supervisor",
+                            "--plan", str(state_dir / PLAN_FILE),
+                            "--state", str(state_dir / SUPERVISOR_FILE), "--logs", str(logs)],
+                           env={}, cwd=None, log_dir=logs, pass_fds=[h.fileno() for h in held])
+    finally:
+        for h in held:  # the supervisor holds its own copies
+            h.close()
+    stack = Stack(state_dir, supervisor, config)
+    stack.save()
+    try:
+        _wait_started(stack, len(specs), timeout)
         wait_ready(stack.procs, timeout, log)
         if scale:
             _wait_warm_pools(runtime, scaler, timeout, log)
     except BaseException:
-        for p in procs:
-            stop(p)
+        down(state_dir)
         raise
     return stack
+
+
+def _wait_started(stack: Stack, count: int, timeout: float) -> None:
+    """Until the supervisor has recorded all `count` processes as started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = read_state(stack.state_dir / SUPERVISOR_FILE)
+        if len(children) == count and all(c["pid"] for c in children.values()):
+            return
+        if not stack.supervisor.alive():
+            tail = Path(stack.supervisor.log).read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the supervisor died at start; its log ({stack.supervisor.log})"
+                               f" ends with:\n{tail}")
+        time.sleep(0.05)
+    raise RuntimeError(f"the supervisor did not start its processes within {timeout:.0f} s")
 
 
 def local_settings(settings: Settings, endpoints: dict[str, str],
@@ -135,32 +211,32 @@ def local_settings(settings: Settings, endpoints: dict[str, str],
     return settings.model_copy(update={"services": tuple(services)})
 
 
-def _start_scaler(config: Path, prometheus: str, prom_dir: Path, logs: Path) -> Proc:
-    port = free_port()
+def _scaler_spec(config: Path, prometheus: str, prom_dir: Path, logs: Path, port: int,
+                 replicas: Path) -> Spec:
     argv = [python(), "-m", "pickspin.local.scaler", "--config", str(config),
             "--prometheus", prometheus, "--port", str(port), "--logs", str(logs),
-            "--prometheus-dir", str(prom_dir)]
-    return spawn("scaler", "scaler", argv, env={}, cwd=None, log_dir=logs, port=port,
-                 health="/health")
+            "--prometheus-dir", str(prom_dir), "--state", str(replicas)]
+    # its replicas drain for up to 60 s when it stops
+    return Spec("scaler", "scaler", argv, port=port, health="/health", grace=65.0)
 
 
-def _start_backends(runtime: Settings, ports: dict[str, int], config: Path, prom_dir: Path,
-                    logs: Path) -> list[Proc]:
-    """One replica per service, always on (no scaler): the same launcher the scaler uses."""
-    real = real_kinds()
-    launch = launcher_for(runtime, config, logs, real)
-    procs, targets = [], []
+def _backend_specs(runtime: Settings, ports: dict[str, int], config: Path, prom_dir: Path,
+                   real: frozenset[BackendKind]) -> list[Spec]:
+    """One replica per service, always on (no scaler): the same command the scaler runs."""
+    specs, targets = [], []
     for svc in runtime.services:
         backend = runtime.backend(svc.backend)
-        procs.append(launch(svc.name, ports[svc.name]))
+        specs.append(Spec(svc.name, "backend",
+                          replica_command(runtime, config, real, svc.name, ports[svc.name]),
+                          port=ports[svc.name], health=backend.health_path))
         if backend.kind not in real:
             targets.append(Target(f"127.0.0.1:{ports[svc.name]}", backend.metrics_path,
                                   {"job": "backend", "service": svc.name}))
     write_targets(prom_dir, "backends", targets)
-    return procs
+    return specs
 
 
-def _wait_warm_pools(runtime: Settings, scaler: Proc, timeout: float, log: bool) -> None:
+def _wait_warm_pools(runtime: Settings, scaler: Spec, timeout: float, log: bool) -> None:
     """Until every warm pool the profile asks for is ready (read from the scaler)."""
     want = {s.name: scaling_for(runtime, s.name).min_replicas for s in runtime.services}
     want = {name: n for name, n in want.items() if n > 0}
@@ -179,19 +255,18 @@ def _wait_warm_pools(runtime: Settings, scaler: Proc, timeout: float, log: bool)
             return
         time.sleep(0.2)
     raise RuntimeError(f"warm pools not ready within {timeout:.0f} s: want {want}, "
-                       f"ready {ready}; see {scaler.log}")
+                       f"ready {ready}; see the scaler's log")
 
 
-def start_functions(config: Path, logs: Path, tick_seconds: float = 5.0,
-                    functions_dir: Path = REPO / "functions",
-                    telemetry_env: dict[str, str] | None = None,
-                    gateway_env: dict[str, str] | None = None) -> list[Proc]:
+def function_specs(config: Path, ports: dict[str, int], tick_seconds: float = 5.0,
+                   functions_dir: Path = REPO / "functions",
+                   telemetry_env: dict[str, str] | None = None,
+                   gateway_env: dict[str, str] | None = None) -> list[Spec]:
     """The four functions and the ticker. Each function is served as `kn func build` runs it:
     its `function` package under the func-python middleware its func.yaml's `invoke` names."""
-    ports = {f: free_port() for f in FUNCTIONS}
     urls = {f: f"http://127.0.0.1:{p}" for f, p in ports.items()}
     sinks = {"gateway": urls["telemetry"], "telemetry": urls["selector"]}
-    procs = []
+    specs = []
     for fn in FUNCTIONS:
         env = {
             "LISTEN_ADDRESS": f"127.0.0.1:{ports[fn]}",
@@ -204,13 +279,26 @@ def start_functions(config: Path, logs: Path, tick_seconds: float = 5.0,
             **((telemetry_env or {}) if fn == "telemetry" else {}),
             **((gateway_env or {}) if fn == "gateway" else {}),
         }
-        argv = [python(), "-c", serve_command(functions_dir / fn)]
-        procs.append(spawn(fn, "function", argv, env=env, cwd=functions_dir / fn,
-                           log_dir=logs, port=ports[fn], health="/health/readiness"))
+        specs.append(Spec(fn, "function", [python(), "-c", serve_command(functions_dir / fn)],
+                          env=env, cwd=str(functions_dir / fn), port=ports[fn],
+                          health="/health/readiness"))
     ticker = [python(), "-m", "pickspin.local.ping", "--sink", urls["telemetry"],
               "--every", str(tick_seconds)]
-    procs.append(spawn("ping", "ticker", ticker, env={}, cwd=None, log_dir=logs))
-    return procs
+    specs.append(Spec("ping", "ticker", ticker))
+    return specs
+
+
+def start_functions(config: Path, logs: Path, tick_seconds: float = 5.0,
+                    functions_dir: Path = REPO / "functions",
+                    telemetry_env: dict[str, str] | None = None,
+                    gateway_env: dict[str, str] | None = None) -> list[Proc]:
+    """`function_specs` started as plain processes, without a supervisor (for tests that
+    wire functions to backends of their own)."""
+    ports = {f: free_port() for f in FUNCTIONS}
+    return [spawn(s.name, s.kind, s.argv, env=s.env, cwd=Path(s.cwd) if s.cwd else None,
+                  log_dir=logs, port=s.port, health=s.health)
+            for s in function_specs(config, ports, tick_seconds, functions_dir, telemetry_env,
+                                    gateway_env)]
 
 
 def serve_command(folder: Path) -> str:
@@ -252,33 +340,58 @@ def wait_ready(procs: Sequence[Proc], timeout: float, log: bool = False) -> None
 
 
 def down(state_dir: Path) -> list[str]:
-    """Stop exactly what `up` recorded; returns the names stopped."""
+    """Stop everything `up` started: the supervisor stops its processes in reverse order
+    (the scaler drains its replicas); whatever is left after that — a supervisor or scaler
+    that had been killed leaves orphans — is stopped from the recorded pids. Returns the
+    names stopped."""
     stack = Stack.load(state_dir)
     if stack is None:
         return []
-    stopped = []
-    for proc in reversed(stack.procs):
+    children = [p for p in stack.procs[1:] if p.pid and p.alive()]
+    stopped = [p.name for p in children]
+    if stack.supervisor.alive():
+        grace = sum(s.grace for s in _plan(state_dir)) + 5.0
+        stop(stack.supervisor, grace)
+        stopped.append("supervisor")
+    for proc in [*children, *orphans(state_dir / REPLICAS_FILE)]:
         if proc.alive():
             stop(proc)
-            stopped.append(proc.name)
+            if proc.kind == "replica":
+                stopped.append(proc.name)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     return stopped
 
 
+def _plan(state_dir: Path) -> list[Spec]:
+    from pickspin.local.supervisor import read_plan
+
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        return read_plan(state_dir / PLAN_FILE)
+    return []
+
+
 def status(state_dir: Path) -> list[dict[str, object]]:
-    """One row per process: alive, and what its health endpoint says."""
+    """One row per process: alive, what its health endpoint says, its restarts and how it
+    last ended."""
     stack = Stack.load(state_dir)
     if stack is None:
         return []
+    recorded = read_state(state_dir / SUPERVISOR_FILE)
     rows = []
     for proc in stack.procs:
         state = "stopped"
-        if pid_alive(proc.pid):
+        if proc.pid and pid_alive(proc.pid):
             state = "running"
             if proc.url and proc.health:
                 state = "ready" if wait_http(proc.url + proc.health, 1.0) else "not ready"
+        elif recorded.get(proc.name, {}).get("state") == "restarting":
+            state = "restarting"
+        child = recorded.get(proc.name, {})
+        last = child.get("last_exit")
         rows.append({"name": proc.name, "kind": proc.kind, "pid": proc.pid,
-                     "url": proc.url or "-", "state": state})
+                     "url": proc.url or "-", "state": state,
+                     "restarts": child.get("restarts", 0),
+                     "last_exit": last.get("description") if isinstance(last, dict) else None})
     return rows
 
 

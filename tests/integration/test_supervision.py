@@ -1,0 +1,103 @@
+"""Nothing stays dead: every process `pickspin up` starts is restarted (same port, back
+within seconds) and shown with its restart count; `pickspin down` stops everything, the
+scaler's replicas included, even after the supervisor and the scaler were killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from openai import OpenAI
+
+from pickspin.local.demo import quick_spin_values
+from pickspin.local.processes import pid_alive
+from pickspin.local.stack import Stack, down, services, status, up
+from tests.conftest import VALUES
+
+pytestmark = pytest.mark.integration
+
+SERVICE = "gemma-3-27b-vllm"
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    data = quick_spin_values(yaml.safe_load(VALUES.read_text()), (SERVICE,),
+                             warm_pool={"small": 1})
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(data))
+    running = up(str(values), tmp_path / "run", tick_seconds=0.5, timeout=120, log=False)
+    try:
+        yield running
+    finally:
+        down(tmp_path / "run")
+
+
+def proc(stack: Stack, name: str):
+    return next(p for p in stack.procs if p.name == name)
+
+
+def ask(stack: Stack) -> str:
+    client = OpenAI(base_url=stack.endpoint, api_key="unused", max_retries=0, timeout=30)
+    answer = client.chat.completions.create(
+        model="pickspin/auto", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
+    return answer.choices[0].message.content or ""
+
+
+def back_within(stack: Stack, name: str, old_pid: int, seconds: float) -> float | None:
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        p = proc(stack, name)
+        if p.pid and p.pid != old_pid and p.url and p.health:
+            try:
+                if httpx.get(p.url + p.health, timeout=0.5).status_code == 200:
+                    return time.monotonic() - start
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.05)
+    return None
+
+
+def test_a_killed_function_comes_back_on_its_port_and_status_counts_it(stack):
+    assert ask(stack)
+    for name in ("classifier", "selector", "gateway"):
+        victim = proc(stack, name)
+        os.kill(victim.pid, signal.SIGKILL)
+        took = back_within(stack, name, victim.pid, 5.0)
+        assert took is not None, f"{name} not back within 5 s"
+        assert proc(stack, name).url == victim.url
+        print(f"{name} back in {took:.2f} s")
+    rows = {r["name"]: r for r in status(stack.state_dir)}
+    assert rows["classifier"]["restarts"] == 1
+    assert rows["classifier"]["last_exit"] == "killed by SIGKILL"
+    assert ask(stack)
+
+
+def test_a_killed_scaler_comes_back_and_stops_the_replicas_it_left(stack):
+    before = services(stack.state_dir)[SERVICE]["pids"]
+    victim = proc(stack, "scaler")
+    os.kill(victim.pid, signal.SIGKILL)
+    assert back_within(stack, "scaler", victim.pid, 5.0) is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and services(stack.state_dir).get(
+            SERVICE, {}).get("ready") != 1:
+        time.sleep(0.1)
+    assert services(stack.state_dir)[SERVICE]["ready"] == 1
+    assert not any(pid_alive(int(p)) for p in before)  # the orphans were stopped
+    assert ask(stack)
+
+
+def test_down_stops_everything_even_after_the_supervisor_and_scaler_were_killed(stack):
+    pids = [p.pid for p in stack.procs] + list(services(stack.state_dir)[SERVICE]["pids"])
+    os.kill(stack.supervisor.pid, signal.SIGKILL)
+    os.kill(proc(stack, "scaler").pid, signal.SIGKILL)
+    down(stack.state_dir)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(pid_alive(int(p)) for p in pids):
+        time.sleep(0.1)
+    assert [p for p in pids if pid_alive(int(p))] == []

@@ -1,0 +1,84 @@
+"""The supervisor of the local run: restarts with back-off, records how a process ended,
+stops everything in reverse order; and port reservations that survive restarts."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+
+from pickspin.local.processes import pid_alive, reserve_port
+from pickspin.local.supervisor import Spec, Supervisor, backoff, read_plan, read_state, write_plan
+
+
+def test_backoff_doubles_from_a_fifth_of_a_second_up_to_ten():
+    assert [backoff(n) for n in (1, 2, 3, 4)] == [0.2, 0.4, 0.8, 1.6]
+    assert backoff(30) == 10.0
+
+
+def test_the_plan_round_trips(tmp_path):
+    specs = [Spec("a", "function", ["x", "-y"], {"K": "v"}, "/tmp", 8080, "/health", 30.0)]
+    write_plan(tmp_path / "plan.json", specs)
+    assert read_plan(tmp_path / "plan.json") == specs
+
+
+def test_a_process_that_dies_is_restarted_with_back_off_and_its_end_recorded(tmp_path):
+    now = [0.0]
+    dies = Spec("dies", "function", [sys.executable, "-c", "raise SystemExit(3)"])
+    sup = Supervisor([dies], tmp_path / "state.json", tmp_path / "logs", clock=lambda: now[0])
+    sup.start_all()
+    child = sup.children[0]
+    first = child.pid
+    deadline = time.monotonic() + 10
+    while child.pid is not None and time.monotonic() < deadline:
+        sup.tick()
+        time.sleep(0.02)
+    assert child.pid is None and child.last_exit is not None
+    assert child.last_exit.describe() == "exited with code 3"
+    assert child.restart_at == 0.2  # first back-off
+    state = read_state(tmp_path / "state.json")["dies"]
+    assert state["state"] == "restarting" and state["last_exit"]["returncode"] == 3
+    now[0] = 0.21
+    sup.tick()
+    assert child.pid not in (None, first) and child.restarts == 1
+    sup.stop_all()
+
+
+def test_stop_all_ends_every_process(tmp_path):
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    sup = Supervisor([Spec("a", "function", sleeper), Spec("b", "function", sleeper)],
+                     tmp_path / "state.json", tmp_path / "logs")
+    stopping = threading.Event()
+    runner = threading.Thread(target=sup.run, args=(stopping,))
+    runner.start()
+    deadline = time.monotonic() + 10
+    while len(read_state(tmp_path / "state.json")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pids = [c["pid"] for c in read_state(tmp_path / "state.json").values()]
+    assert all(pid_alive(int(p)) for p in pids)
+    stopping.set()
+    runner.join(timeout=20)
+    assert not any(pid_alive(int(p)) for p in pids)
+
+
+def test_a_reserved_port_is_free_for_its_process_again_and_again_but_no_one_else():
+    held = reserve_port()
+    port = held.getsockname()[1]
+    try:
+        for _ in range(2):  # a process, then its restart
+            server = socket.socket()
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", port))
+            server.listen()
+            server.close()
+        intruder = socket.socket()
+        try:
+            intruder.bind(("127.0.0.1", port))
+            raise AssertionError("another socket took the reserved port")
+        except OSError:
+            pass
+        finally:
+            intruder.close()
+    finally:
+        held.close()
