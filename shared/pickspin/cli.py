@@ -63,9 +63,11 @@ def _status(args: argparse.Namespace) -> int:
     if not rows:
         print("nothing is running (no state in " + str(state_dir) + ")")
         return 1
-    print(f"{'name':<26}{'kind':<10}{'pid':>8}  {'state':<10} url")
+    print(f"{'name':<26}{'kind':<11}{'pid':>8}  {'state':<11}{'restarts':>8}  url")
     for r in rows:
-        print(f"{r['name']!s:<26}{r['kind']!s:<10}{r['pid']!s:>8}  {r['state']!s:<10} {r['url']}")
+        print(f"{r['name']!s:<26}{r['kind']!s:<11}{r['pid']!s:>8}  {r['state']!s:<11}"
+              f"{r['restarts']!s:>8}  {r['url']}"
+              + (f"  (last exit: {r['last_exit']})" if r.get("last_exit") else ""))
     backends = services(state_dir)
     if backends:
         print(f"\n{'service':<34}{'replicas':>9}{'ready':>6}{'restarts':>9}  last crash")
