@@ -127,7 +127,7 @@ def test_invalid_cloudevent_gets_400_from_each_function(stack, function):
                           ({"content-type": "application/cloudevents+json"}, b"\xff\xfe")):
         reply = httpx.post(url, content=body, headers=headers, timeout=10)
         assert reply.status_code == 400, reply.text
-        assert reply.json()["error"]["message"]
+        assert "expects CloudEvent" in reply.text  # func_python.cloudevent's answer
     ready = httpx.get(url + "/health/readiness", timeout=10)
     assert ready.status_code == 200
 

@@ -47,11 +47,14 @@ def broken_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                      env={}, cwd=None, log_dir=logs, port=ports[name], health="/health")
 
     # all three healthy at start (the 500 one fails completions only), so the selector's
-    # start-up snapshot sees them healthy; no telemetry ticks afterwards
+    # start-up snapshot sees them healthy; no telemetry ticks afterwards, and the selector
+    # never pulls a newer snapshot (PICKSPIN_SNAPSHOT_MAX_AGE=inf)
     refusing = backend(REFUSING)
     procs: list[Proc] = [backend(FAILING, error_rate=1.0), backend(HEALTHY)]
     try:
-        procs += start_functions(config, logs, tick_seconds=3600)
+        with pytest.MonkeyPatch.context() as env:  # the functions inherit this environment
+            env.setenv("PICKSPIN_SNAPSHOT_MAX_AGE", "inf")
+            procs += start_functions(config, logs, tick_seconds=3600)
         wait_ready([refusing, *procs], timeout=60)
         stop(refusing)  # from now on its port refuses connections; only the gateway finds out
         gateway = next(p for p in procs if p.name == "gateway")
