@@ -77,6 +77,9 @@ def build_app(settings: Settings, service_name: str, overrides: Overrides | None
                        rng=rng)
 
 
+MAX_REQUESTS_PER_CONNECTION = 16
+
+
 async def serve(app: EmulatorApp, host: str, port: int) -> None:
     """Serve until SIGINT or SIGTERM."""
     from hypercorn.asyncio import serve as hypercorn_serve
@@ -88,6 +91,10 @@ async def serve(app: EmulatorApp, host: str, port: int) -> None:
     # SIGTERM lets answers in progress finish, as a pod does within its grace period
     config.graceful_timeout = 30.0
     config.keep_alive_timeout = 75.0  # above typical client pool idle times
+    # close a keep-alive connection after this many requests (Connection: close), so a
+    # client's pooled connections spread over replicas added since (Envoy's
+    # max_requests_per_connection); the local pool gives new connections to the least busy
+    config.keep_alive_max_requests = MAX_REQUESTS_PER_CONNECTION
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,8 +1,13 @@
 """A local stand-in for a Deployment and its Service: replica processes behind one stable
-port. Connections go round-robin to ready replicas; at zero replicas they are closed at
-once, as a Kubernetes Service without endpoints would refuse them. A replica that dies
-unasked is replaced, and how it died (exit code or signal, and the library it faulted in)
-is kept, as a pod's `lastState.terminated` keeps it."""
+port. A new connection goes to the ready replica holding the fewest connections (the
+emulated servers close a keep-alive connection after `MAX_REQUESTS_PER_CONNECTION`
+requests, so a new replica takes its share of a busy client's traffic within seconds).
+With no ready replica — at zero, starting, or draining — a request (`POST`) is held, as
+Knative's activator buffers it, for up to `hold_seconds`, and counted in `waiting`, which
+the scaler treats as pending demand; probes (`GET`) are closed at once, as a Service
+without endpoints refuses them, so a health check never wakes a backend. A replica that
+dies unasked is replaced, and how it died (exit code or signal, and the library it
+faulted in) is kept, as a pod's `lastState.terminated` keeps it."""
 
 from __future__ import annotations
 
@@ -49,8 +54,13 @@ class Replica:
 
 class ServicePool:
     def __init__(self, service: str, port: int, health_path: str, launcher: Launcher,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, hold_seconds: float = 60.0
+                 ) -> None:
         self.service = service
+        self.hold_seconds = hold_seconds
+        #: requests held for want of a ready replica
+        self.waiting = 0
+        self._became_ready = asyncio.Event()
         self.port = port
         self.health_path = health_path
         self.launcher = launcher
@@ -68,17 +78,48 @@ class ServicePool:
     async def serve(self) -> None:
         self._server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
 
-    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _pick(self) -> Replica | None:
+        """The ready replica with the fewest connections (ties in turn)."""
         ready = [r for r in self.replicas if r.ready]
         if not ready:
+            return None
+        turn = next(self._rr)
+        return min(ready, key=lambda r: (len(r.connections), (ready.index(r) - turn) % len(ready)))
+
+    async def _hold(self) -> Replica | None:
+        """Wait for a ready replica, up to `hold_seconds`, counted in `waiting`."""
+        deadline = self.clock() + self.hold_seconds
+        self.waiting += 1
+        try:
+            while (replica := self._pick()) is None:
+                left = deadline - self.clock()
+                if left <= 0:
+                    return None
+                self._became_ready.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._became_ready.wait(), min(left, 0.25))
+            return replica
+        finally:
+            self.waiting -= 1
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readline(), 60.0)  # the request line
+        except (TimeoutError, ValueError, ConnectionError):
             writer.close()
             return
-        replica = ready[next(self._rr) % len(ready)]
+        replica = self._pick()
+        if replica is None and head.startswith(b"POST "):
+            replica = await self._hold()
+        if replica is None or not head:
+            writer.close()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", replica.port)
         except OSError:
             writer.close()
             return
+        up_writer.write(head)
         replica.connections.add(writer)
         try:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
@@ -149,6 +190,7 @@ class ServicePool:
         for replica in list(self.replicas):
             if replica.ready_at is None and await self._healthy(replica):
                 replica.ready_at = self.clock()
+                self._became_ready.set()
                 if replica.recovering:
                     self.last_recovery_seconds = replica.ready_at - replica.started
 

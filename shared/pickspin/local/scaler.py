@@ -59,7 +59,9 @@ class LocalScaler:
             await pool.check()
             try:
                 demand = await self.query(so.demand.query)
-                pending = await self.query(so.pending.query)
+                # requests the gateway holds for this service, plus those the pool holds
+                # (the local activator): both are demand a backend at zero cannot show
+                pending = await self.query(so.pending.query) + pool.waiting
             except (httpx.HTTPError, ValueError) as exc:
                 log.warning("%s: metrics unavailable, replicas unchanged: %s", name, exc)
                 continue
