@@ -29,12 +29,12 @@ from pickspin.local import llamacpp
 from pickspin.local.pool import ServicePool
 from pickspin.local.processes import Proc, spawn, stop
 from pickspin.local.prometheus import Target, write_targets
-from pickspin.local.scaledobjects import LocalScaledObject, load
+from pickspin.local.scaledobjects import LocalScaledObject, Trigger, load
 from pickspin.policy import Decision, Observation, decide
 from pickspin.settings import BackendKind, Settings
 
 log = logging.getLogger("pickspin.scaler")
-Query = Callable[[str], Awaitable[float]]
+Query = Callable[[str], Awaitable[float | None]]
 
 
 @dataclass
@@ -42,6 +42,7 @@ class History:
     last_active: float
     recommendations: deque[tuple[float, int]] = field(default_factory=deque)
     last: tuple[Observation, Decision] | None = None
+    failures: int = 0  # failed polls in a row (KEDA's fallback counts them)
 
 
 class LocalScaler:
@@ -57,15 +58,17 @@ class LocalScaler:
         for name, so in self.objects.items():
             pool = self.pools[name]
             await pool.check()
+            h = self.history[name]
             try:
-                demand = await self.query(so.demand.query)
+                demand = await value_of(self.query, so.demand)
                 # requests the gateway holds for this service, plus those the pool holds
                 # (the local activator): both are demand a backend at zero cannot show
-                pending = await self.query(so.pending.query) + pool.waiting
-            except (httpx.HTTPError, ValueError) as exc:
-                log.warning("%s: metrics unavailable, replicas unchanged: %s", name, exc)
+                pending = await value_of(self.query, so.pending) + pool.waiting
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                h.failures += 1
+                await self._fall_back(name, so, pool, h.failures, exc)
                 continue
-            h = self.history[name]
+            h.failures = 0
             now = self.clock()
             window = so.params.stabilization_seconds
             while h.recommendations and now - h.recommendations[0][0] > window:
@@ -85,6 +88,24 @@ class LocalScaler:
                          pool.count, decision.replicas, decision.reason, demand, pending)
             h.last = (obs, decision)
             await pool.scale_to(decision.replicas)
+
+    async def _fall_back(self, name: str, so: LocalScaledObject, pool: ServicePool,
+                         failures: int, exc: Exception) -> None:
+        """KEDA's `fallback`: after `failureThreshold` failed polls in a row, its replicas
+        (with `currentReplicasIfHigher`, the running count when that is more); before that,
+        or without a fallback, the replicas stay as they are."""
+        fb = so.fallback
+        if fb is None or failures < fb.failure_threshold:
+            log.warning("%s: metrics unavailable (%d in a row), replicas unchanged: %s", name,
+                        failures, exc)
+            return
+        want = fb.replicas
+        if fb.behavior == "currentReplicasIfHigher":
+            want = max(want, pool.count)
+        if want != pool.count:
+            log.warning("%s: fallback after %d failed polls: %d -> %d replicas (%s)", name,
+                        failures, pool.count, want, exc)
+        await pool.scale_to(want)
 
     def targets(self, settings: Settings, real: frozenset[BackendKind]) -> list[Target]:
         """Every live replica's metrics endpoint, for Prometheus' file discovery (the local
@@ -117,15 +138,30 @@ class LocalScaler:
 
 
 def prometheus_query(http: httpx.AsyncClient, url: str) -> Query:
-    """An instant query returning one number; an empty result is 0 (ignoreNullValues)."""
+    """An instant query returning one number, or None for an empty result."""
 
-    async def run(promql: str) -> float:
+    async def run(promql: str) -> float | None:
         answer = await http.get(f"{url}/api/v1/query", params={"query": promql})
         answer.raise_for_status()
         result = answer.json()["data"]["result"]
-        return float(result[0]["value"][1]) if result else 0.0
+        return float(result[0]["value"][1]) if result else None
 
     return run
+
+
+class EmptyResult(ValueError):
+    """A trigger's query returned nothing and its ScaledObject does not ignore that."""
+
+
+async def value_of(query: Query, trigger: Trigger) -> float:
+    """The trigger's value as KEDA's prometheus scaler reads it: an empty result is 0 with
+    `ignoreNullValues`, else a failed poll."""
+    found = await query(trigger.query)
+    if found is None:
+        if trigger.ignore_null_values:
+            return 0.0
+        raise EmptyResult(f"{trigger.name}: empty result and ignoreNullValues is false")
+    return found
 
 
 async def serve_status(scaler: LocalScaler, port: int) -> asyncio.Server:
