@@ -176,6 +176,7 @@ def replay(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=Path("reports") / "routing")
     p.add_argument("--model", type=Path, default=None,
                    help="classifier folder (default routing.semanticModel)")
+    p.add_argument("--seed", type=int, default=13, help="random strategies' seed")
     a = p.parse_args(argv)
     from pickspin.semantic.data import load_examples
     from pickspin.semantic.offline import evaluate
@@ -184,7 +185,7 @@ def replay(argv: list[str]) -> int:
     settings = Settings.load(a.config)
     model_dir = a.model or resolve_model_dir(settings.routing.semantic_model)
     examples = load_examples(a.data, _log)
-    ev = evaluate(settings, examples, load_semantic(model_dir), _log)
+    ev = evaluate(settings, examples, load_semantic(model_dir), _log, a.seed)
     path = write_report(ev, a.out)
     if a.write_quality:
         done = write_quality(a.write_quality, ev.quality_table)
@@ -197,6 +198,13 @@ def replay(argv: list[str]) -> int:
             print(f"{source:12s} {name:9s} APGR {q.apgr:.3f} (random mix "
                   f"{q.random_mix_apgr:.3f}); large's accuracy at {reach} of its cost; "
                   f"min margin over random mix {q.min_margin_over_random:+.3f}")
+    for source, by in ev.pick.items():
+        mo, rnd = by.get("balanced/multi-objective"), by.get("random-assignment")
+        large = by.get("always-large")
+        if mo and rnd and large:
+            print(f"{source:12s} whole Pick (balanced): accuracy {mo.accuracy:.3f} vs random "
+                  f"assignment {rnd.accuracy:.3f} vs always-large {large.accuracy:.3f}, cost "
+                  f"{100 * mo.relative_cost:.1f}% of always-large")
     return 0
 
 

@@ -24,6 +24,7 @@ from pickspin.semantic.evaluate import (
 from pickspin.semantic.heads import brier, ece
 from pickspin.semantic.hybrid import decide
 from pickspin.semantic.labels import TIER_MAPS, represented_by_tier
+from pickspin.semantic.pick_replay import PickFigures, replay_pick, router_rows, stand_ins
 from pickspin.semantic.quality import QualityTable, estimate_quality, tier_quality
 from pickspin.semantic.runtime import SemanticRouter
 from pickspin.settings import COMPLEXITY_CLASSES, TIERS, Settings
@@ -55,6 +56,10 @@ class Evaluation:
     calibration: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     hybrid_threshold_on_dev: float | None = None
     hybrid_dev_apgr: Mapping[float, float] = field(default_factory=dict)
+    # the whole Pick (default router + Eq. 2 selection + matrix): source → config → figures
+    pick: Mapping[str, Mapping[str, PickFigures]] = field(default_factory=dict)
+    pick_router: str = ""
+    stand_ins: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
 
 
 def tier_costs(settings: Settings) -> dict[str, float]:
@@ -235,7 +240,7 @@ def calibration(sem: RouterOutput, rows: Sequence[Example]) -> dict[str, dict[st
 
 
 def evaluate(settings: Settings, examples: Sequence[Example], semantic: Router,
-             progress: Progress = print) -> Evaluation:
+             progress: Progress = print, seed: int = 13) -> Evaluation:
     """Every router on the held-out rows. Headline figures use rows with real outcomes;
     proxy-labelled rows are measured separately."""
     keyword = KeywordRouter(settings.routing.keywords)
@@ -261,9 +266,14 @@ def evaluate(settings: Settings, examples: Sequence[Example], semantic: Router,
     table = estimate_quality(settings, fit_rows)
     rows = {"dev": len(dev), "test": len(real), "test_proxy": len(proxy),
             **{f"test:{s}": len(_source_rows(real, s)) for s in TIER_MAPS}}
+    used = outputs[settings.routing.mode.value]
+    progress(f"whole Pick with the {settings.routing.mode.value} router on {len(real)} rows")
+    pick = replay_pick(settings, real, router_rows(used.probs, used.classes, used.success),
+                       seed, progress)
     return Evaluation(rows, classifier, routing, table, costs, share, classifier_proxy,
                       (common, accuracy([e.label for e in real], [common] * len(real))),
-                      calibration(outputs["semantic"], real), best_t, t_scores)
+                      calibration(outputs["semantic"], real), best_t, t_scores, pick,
+                      settings.routing.mode.value, stand_ins(settings))
 
 
 def summary(ev: Evaluation) -> dict[str, Any]:
@@ -276,7 +286,12 @@ def summary(ev: Evaluation) -> dict[str, Any]:
         "calibration": ev.calibration,
         "hybrid_threshold_chosen_on_dev": ev.hybrid_threshold_on_dev,
         "hybrid_dev_mean_apgr": {str(k): round(v, 4) for k, v in ev.hybrid_dev_apgr.items()},
-        "classifier": {}, "classifier_proxy_rows": {}, "routing": {}, "quality": ev.quality_table}
+        "classifier": {}, "classifier_proxy_rows": {}, "routing": {}, "quality": ev.quality_table,
+        "pick_router": ev.pick_router, "stand_ins": ev.stand_ins,
+        "pick": {src: {name: {"accuracy": round(f.accuracy, 4),
+                              "relative_cost": round(f.relative_cost, 4),
+                              "latency_seconds": round(f.latency_seconds, 3), "rows": f.rows}
+                       for name, f in by.items()} for src, by in ev.pick.items()}}
     for key, metrics in (("classifier", ev.classifier),
                          ("classifier_proxy_rows", ev.classifier_proxy)):
         for name, m in metrics.items():

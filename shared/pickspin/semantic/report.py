@@ -13,6 +13,7 @@ from pickspin.settings import COMPLEXITY_CLASSES
 
 CONFUSION_PNG = "classifier-confusion.png"
 ROUTING_PNG = "routing-quality.png"
+PICK_PNG = "whole-pick.png"
 
 
 def plot_confusion(ev: Evaluation, path: Path) -> None:
@@ -78,12 +79,27 @@ def markdown(ev: Evaluation) -> str:
              f"Held-out rows: {ev.rows['test']} test. quality(L, k) comes from train + dev rows, "
              "the policy's expected tier costs from dev rows; split by hashing the prompt id.",
              "",
-             "## Classifier accuracy (test split, labels from real outcomes or proxies)", "",
+             f"## Classifier accuracy (held-out rows with real outcomes: {ev.rows['test']}; "
+             f"the most common training class, `{ev.most_common[0]}`, scores "
+             f"{ev.most_common[1]:.3f})", "",
              "| router | accuracy | low | medium | high |", "|---|---|---|---|---|"]
     for name in ROUTERS:
         m = ev.classifier[name]
         lines.append(f"| {name} | {m.accuracy:.3f} | " +
                      " | ".join(f"{m.per_class[c]:.3f}" for c in COMPLEXITY_CLASSES) + " |")
+    if ev.classifier_proxy:
+        lines += ["", f"Proxy-labelled held-out rows ({ev.rows.get('test_proxy', 0)}; not a "
+                  "headline figure): " + ", ".join(f"{n} {m.accuracy:.3f}"
+                                                   for n, m in ev.classifier_proxy.items())
+                  + "."]
+    if ev.calibration:
+        lines += ["", "Calibration of the semantic router's P(success) per tier on held-out "
+                  "rows: " + "; ".join(f"{k} Brier {v['brier']:.3f}, ECE {v['ece']:.3f}"
+                                       for k, v in ev.calibration.items()) + "."]
+    if ev.hybrid_dev_apgr:
+        lines += ["", "Hybrid threshold chosen on dev (mean APGR over the sets): " + ", ".join(
+            f"{t:g} → {v:.3f}" for t, v in ev.hybrid_dev_apgr.items())
+            + f"; chosen {ev.hybrid_threshold_on_dev:g}."]
     lines += ["", "Per-class figures are recall. Per benchmark:", "",
               "| benchmark | " + " | ".join(ROUTERS) + " |", "|---|" + "---|" * len(ROUTERS)]
     benches = sorted(ev.classifier["semantic"].per_benchmark)
@@ -119,8 +135,53 @@ def markdown(ev: Evaluation) -> str:
     for model, table in ev.quality_table.items():
         lines.append(f"| {model} | " + " | ".join(f"{table[c]:.2f}" for c in COMPLEXITY_CLASSES)
                      + " |")
+    lines += _pick_section(ev)
     lines += ["", "Machine-readable figures: `routing-report.json`.", ""]
     return "\n".join(lines)
+
+
+def _pick_section(ev: Evaluation) -> list[str]:
+    from pickspin.semantic.pick_replay import table3
+
+    if not ev.pick:
+        return []
+    lines = ["", f"## The whole Pick ({ev.pick_router} router + Eq. 2 selection + the "
+             "configured matrix), held-out rows with real outcomes", "",
+             "Each configured model inherits the real outcomes of its stand-in per set "
+             "(`—`: none; its services count as unhealthy on that set): " + "; ".join(
+                 f"{src}: " + ", ".join(f"{m} → {who or '—'}" for m, who in by.items())
+                 for src, by in ev.stand_ins.items()) + ". Services run on their warm "
+             "priors; cost per query is relative to always-large (deepseek-r1's cheapest "
+             "service). `random-assignment` picks a model uniformly (no floor); "
+             "`<profile>/random` and `<profile>/latency` are the named strategies under the "
+             "profile's floor.", ""]
+    for profile in sorted({k.split("/")[0] for by in ev.pick.values() for k in by
+                           if "/" in k}):
+        lines += [f"### {profile}", "", *table3(ev.pick, profile), ""]
+    lines += [f"![whole Pick]({PICK_PNG})"]
+    return lines
+
+
+def plot_pick(ev: Evaluation, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sources = list(ev.pick)
+    fig, axes = plt.subplots(1, len(sources), figsize=(5.2 * len(sources), 4.4), squeeze=False)
+    for ax, source in zip(axes[0], sources, strict=True):
+        for name, f in sorted(ev.pick[source].items()):
+            marker = "o" if "/multi-objective" in name else "x" if "/" in name else "s"
+            ax.plot([f.relative_cost], [f.accuracy], marker, label=name)
+        ax.set_title(f"{source}: whole Pick (held-out)")
+        ax.set_xlabel("cost per query (always-large = 1)")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def write_report(ev: Evaluation, out_dir: Path) -> Path:
@@ -128,6 +189,8 @@ def write_report(ev: Evaluation, out_dir: Path) -> Path:
     data = summary(ev)
     plot_confusion(ev, out_dir / CONFUSION_PNG)
     plot_routing(ev, out_dir / ROUTING_PNG)
+    if ev.pick:
+        plot_pick(ev, out_dir / PICK_PNG)
     (out_dir / "routing-report.json").write_text(json.dumps(data, indent=2) + "\n",
                                                  encoding="utf-8")
     md = out_dir / "routing-report.md"
