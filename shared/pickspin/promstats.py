@@ -4,9 +4,8 @@ The queries are built and their answers parsed by pure functions (`expressions`,
 `parse_vector`, `service_stats`); `PrometheusStats` only runs them through a client with
 `custom_query` (prometheus-api-client's `PrometheusConnect`, or a fake in tests).
 
-With the 60 s window the mean latency, mean TTFT and arrival rate come from the chart's
-recording rules (keda/files/recording-rules.yaml), the same series the ScaledObjects use.
-The gateway exports no token counts, so the decode time per token stays None here (the
+Every statistic is computed over the snapshot's own window from the gateway's series (the
+recording rules the ScaledObjects use have a window tied to the scrape interval). The gateway exports no token counts, so the decode time per token stays None here (the
 telemetry function fills it from `inference.completed` events).
 
 >>> stats = PrometheusStats.connect("http://127.0.0.1:9090", settings)  # doctest: +SKIP
@@ -27,7 +26,7 @@ from pickspin.settings import Settings
 from pickspin.telemetry import StatsUnavailable
 
 BY = "model, backend"
-RULES_WINDOW_SECONDS = 60.0
+DEFAULT_WINDOW_SECONDS = 60.0
 Key = tuple[str, str]  # (model, backend)
 
 
@@ -64,35 +63,26 @@ def _quantile(q: float, metric: str, w: str) -> str:
     return f"histogram_quantile({q}, sum by ({BY}, le) (rate({metric}_bucket[{w}])))"
 
 
-def _rule_or(record: str, use_rule: bool, raw: str) -> str:
-    """The recording rule, or the raw query where the rule has no series (rules not loaded)."""
-    return f"{record} or ({raw})" if use_rule else raw
-
-
 def expressions(window_seconds: float) -> dict[Stat, str]:
-    """PromQL for every statistic over the window (pure); the 60 s window uses the rules."""
+    """PromQL for every statistic over the window (pure), on the gateway's own series: the
+    recording rules' window is the scrape interval's (4×), not the snapshot's."""
     w = promql_duration(window_seconds)
-    rules = round(window_seconds) == RULES_WINDOW_SECONDS
     return {
         Stat.REQUESTS: f"sum by ({BY}) (increase(pickspin_requests_total[{w}]))",
-        Stat.RATE: _rule_or("pickspin:service_arrival_rate:rate1m", rules,
-                            f"sum by ({BY}) (rate(pickspin_requests_total[{w}]))"),
+        Stat.RATE: f"sum by ({BY}) (rate(pickspin_requests_total[{w}]))",
         # one expression, so both rates come from the same instant (a recording rule for
         # the denominator would lag the live numerator while traffic changes)
         Stat.SUCCESS_RATIO:
             f'sum by ({BY}) (rate(pickspin_requests_total{{outcome="success"}}[{w}]))'
             f" / sum by ({BY}) (rate(pickspin_requests_total[{w}]))",
-        Stat.LATENCY_MEAN: _rule_or("pickspin:service_latency_seconds:mean1m", rules,
-                                    _mean("pickspin_request_duration_seconds", w)),
+        Stat.LATENCY_MEAN: _mean("pickspin_request_duration_seconds", w),
         Stat.LATENCY_P50: _quantile(0.5, "pickspin_request_duration_seconds", w),
         Stat.LATENCY_P99: _quantile(0.99, "pickspin_request_duration_seconds", w),
-        Stat.TTFT_MEAN: _rule_or("pickspin:service_ttft_seconds:mean1m", rules,
-                                 _mean("pickspin_ttft_seconds", w)),
+        Stat.TTFT_MEAN: _mean("pickspin_ttft_seconds", w),
         Stat.TTFT_P50: _quantile(0.5, "pickspin_ttft_seconds", w),
         Stat.TTFT_P99: _quantile(0.99, "pickspin_ttft_seconds", w),
         Stat.INFLIGHT: "sum by (service) (pickspin_inflight_requests)",
-        Stat.PENDING: _rule_or("pickspin:service_pending_requests:sum", True,
-                               "sum by (service) (pickspin_pending_requests)"),
+        Stat.PENDING: "sum by (service) (pickspin_pending_requests)",
     }
 
 
@@ -153,14 +143,14 @@ class PrometheusStats:
     """Windowed statistics of every service, read from Prometheus on each call."""
 
     def __init__(self, client: QueryClient, settings: Settings,
-                 window_seconds: float = RULES_WINDOW_SECONDS) -> None:
+                 window_seconds: float = DEFAULT_WINDOW_SECONDS) -> None:
         self.client = client
         self.settings = settings
         self.window_seconds = window_seconds
 
     @classmethod
     def connect(cls, url: str, settings: Settings,
-                window_seconds: float = RULES_WINDOW_SECONDS,
+                window_seconds: float = DEFAULT_WINDOW_SECONDS,
                 timeout: float = 2.0) -> PrometheusStats:
         from prometheus_api_client import PrometheusConnect
         from urllib3.util.retry import Retry
