@@ -30,7 +30,7 @@ from pickspin.events import (
 from pickspin.gateway.coldstart import ColdStarts
 from pickspin.gateway.metrics import GatewayMetrics
 from pickspin.gateway.openai_request import AUTO_MODEL, ParsedRequest, parse
-from pickspin.gateway.proxy import BackendProxy, Upstream
+from pickspin.gateway.proxy import CONNECTION_LOST, BackendProxy, Upstream
 from pickspin.replicas import LocalReplicas, ReplicaSource
 from pickspin.settings import COMPLEXITY_CLASSES, TIERS, RouterName, Settings
 
@@ -248,15 +248,29 @@ class Gateway:
         self.metrics.inflight.labels(service).inc(delta)
 
     def _relay(self, upstream: Upstream, request_id: str, cold: bool) -> Iterator[bytes]:
+        """Relay the backend's stream. One that breaks off after its first token cannot fail
+        over (the client has part of an answer): it ends with an OpenAI-style error event
+        and no `[DONE]`, and is counted and logged as an error."""
+        since = time.time()
         try:
             yield from upstream.stream()
+            if upstream.broken is not None:
+                service = upstream.candidate.service
+                why = upstream.broken
+                if why in CONNECTION_LOST | {"ended-before-done"}:
+                    why = self.explain_lost(service, why, since - 1.0)
+                log.warning("request %s: the stream from %s broke off after %d events: %s",
+                            request_id, service, upstream.chunks, why)
+                yield stream_error(f"the backend stopped answering mid-stream ({why}); the "
+                                   "answer is incomplete")
         finally:
             self._finish(upstream, request_id, upstream.chunks, cold)
 
     def _finish(self, upstream: Upstream, request_id: str, tokens: int, cold: bool) -> None:
         c = upstream.candidate
         latency = self.clock() - upstream.started
-        outcome: Literal["success", "error"] = "success" if upstream.status < 400 else "error"
+        outcome: Literal["success", "error"] = (
+            "success" if upstream.status < 400 and upstream.broken is None else "error")
         self.metrics.inflight.labels(c.service).dec()
         self.metrics.requests.labels(c.model, c.backend, outcome).inc()
         self.metrics.duration.labels(c.model, c.backend).observe(latency)
@@ -286,6 +300,13 @@ class Gateway:
         self.emitter.close()
         self.events.close()
         self.proxy.close()
+
+
+def stream_error(message: str) -> bytes:
+    """An SSE event in the OpenAI error format: how a stream that cannot finish ends."""
+    payload = {"error": {"message": message, "type": "server_error", "param": None,
+                         "code": "stream_interrupted"}}
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
 def _usage_tokens(body: bytes) -> int:

@@ -37,22 +37,39 @@ class Upstream:
     rest: Iterator[bytes] | None = None
     _response: httpx.Response | None = None
     chunks: int = 0
+    #: why the stream stopped before its end (`[DONE]`), if it did
+    broken: str | None = None
+    _tail: bytes = b""
 
     def stream(self) -> Iterator[bytes]:
-        """The SSE bytes, first chunk included; counts `data:` events as they pass."""
+        """The SSE bytes, first chunk included; counts `data:` events as they pass. A stream
+        that breaks off (the connection lost, or closed before `data: [DONE]`) stops with
+        `broken` set to why, instead of raising."""
         try:
-            yield self.first_chunk
-            self.chunks += _count_events(self.first_chunk)
-            for chunk in self.rest or ():
+            for chunk in self._chunks():
                 self.chunks += _count_events(chunk)
+                self._tail = (self._tail + chunk)[-64:]
                 yield chunk
+            if DONE not in self._tail:
+                self.broken = "ended-before-done"
+        except httpx.TimeoutException:
+            self.broken = "timeout"
+        except httpx.HTTPError as exc:
+            self.broken = type(exc).__name__
         finally:
             self.close()
+
+    def _chunks(self) -> Iterator[bytes]:
+        yield self.first_chunk
+        yield from self.rest or ()
 
     def close(self) -> None:
         if self._response is not None:
             self._response.close()
             self._response = None
+
+
+DONE = b"data: [DONE]"
 
 
 def _count_events(chunk: bytes) -> int:
