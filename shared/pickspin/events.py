@@ -153,7 +153,7 @@ class TelemetrySnapshot(_Data):
 class TelemetryRequested(_Data):
     """Ask for the latest snapshot: one at most `max_age_seconds` old, computed if need be."""
 
-    max_age_seconds: float = Field(default=5.0, ge=0)
+    max_age_seconds: float = Field(ge=0)
 
 
 DATA_MODELS: dict[EventType, type[_Data]] = {
