@@ -18,6 +18,7 @@ from cloudevents.core.bindings.http import (
 from cloudevents.core.v1.event import CloudEvent
 from func_python.cloudevent import ASGIApplication
 
+from pickspin.settings import RouterName
 from tests.conftest import Reply, call, load_function
 
 MODES = {"binary": to_binary_event, "structured": to_structured_event}
@@ -57,7 +58,8 @@ CLASSIFIED = "io.pickspin.prompt.classified"
 async def test_classifier_replies_prompt_classified(start_function, mode):
     fn = start_function("classifier")
     event = sdk_event(PROMPT, {"request_id": "r1", "prompt": "Prove that there are infinitely "
-                                                             "many primes"})
+                                                             "many primes",
+                               "route": {"router": "keyword"}})
     reply = await post(fn, event, mode)
     assert reply.status == 200
     answer = reply_event(reply)
@@ -68,8 +70,19 @@ async def test_classifier_replies_prompt_classified(start_function, mode):
     assert abs(sum(data["probabilities"].values()) - 1) < 1e-9
 
 
+async def test_classifier_uses_the_configured_router_by_default(start_function, settings):
+    reply = await post(start_function("classifier"),
+                       sdk_event(PROMPT, {"request_id": "r", "prompt": "Define entropy"}),
+                       "binary")
+    assert reply.status == 200
+    data = reply_event(reply).get_data()
+    assert data["router"] == settings.routing.mode.value
+    assert data["complexity"] in {"low", "medium", "high"}
+
+
 async def test_classifier_readiness_names_unavailable_routers(settings, tmp_path):
-    routing = settings.routing.model_copy(update={"semantic_model": str(tmp_path / "absent")})
+    routing = settings.routing.model_copy(update={"mode": RouterName.KEYWORD,
+                                                  "semantic_model": str(tmp_path / "absent")})
     fn = load_function("classifier").ClassifierFunction(
         settings.model_copy(update={"routing": routing}))
     fn.start({})
@@ -81,6 +94,20 @@ async def test_classifier_readiness_names_unavailable_routers(settings, tmp_path
                                                   "route": {"router": "semantic"}}), "binary")
         assert reply.status == 400
         assert "unavailable" in reply.json()["error"]["message"]
+    finally:
+        fn.stop()
+
+
+async def test_classifier_is_not_ready_when_the_configured_router_is_unavailable(settings,
+                                                                               tmp_path):
+    routing = settings.routing.model_copy(update={"mode": RouterName.SEMANTIC,
+                                                  "semantic_model": str(tmp_path / "absent")})
+    fn = load_function("classifier").ClassifierFunction(
+        settings.model_copy(update={"routing": routing}))
+    fn.start({})
+    try:
+        ready, message = fn.ready()
+        assert ready is False and "configured router" in message
     finally:
         fn.stop()
 

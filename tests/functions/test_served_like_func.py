@@ -124,7 +124,8 @@ def test_each_function_runs_from_its_installed_package(running, installed, name)
 def test_classifier_answers_prompt_received(running, mode):
     answer = post_event(str(running["classifier"].url), sdk_event(
         "io.pickspin.prompt.received", {"request_id": "r1", "prompt": "Prove that there are "
-                                        "infinitely many primes"}), mode)
+                                        "infinitely many primes",
+                                        "route": {"router": "keyword"}}), mode)
     assert answer.status_code == 200
     if mode == "structured":  # answered in the mode it was asked in
         assert answer.headers["content-type"].startswith("application/cloudevents+json")
@@ -208,7 +209,7 @@ def test_the_gateway_serves_the_openai_client_through_the_event_functions(runnin
         model="pickspin/auto", messages=[{"role": "user", "content": "List three colours"}],
         max_tokens=8)
     assert raw.headers["x-pickspin-backend"] == "vllm"  # routed by classifier and selector
-    assert raw.headers["x-pickspin-router"] == "keyword"
+    assert raw.headers["x-pickspin-router"] == Settings.load(VALUES).routing.mode.value
     assert raw.parse().choices[0].message.content
     stream = client.chat.completions.create(
         model="pickspin/auto", messages=[{"role": "user", "content": "Define entropy"}],
