@@ -7,6 +7,7 @@ binary-mode CloudEvents one after another and reads the process's utime+stime fr
 
     python benchmarks/event_function_cpu.py --events 500
     python benchmarks/event_function_cpu.py --middleware http   # the middleware override
+    python benchmarks/event_function_cpu.py --router keyword    # the classifier's router
 
 By default each function is served by the middleware its func.yaml's `invoke` names.
 """
@@ -33,10 +34,11 @@ VALUES = REPO / "charts" / "pickspin" / "values.yaml"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def event_for(function: str) -> tuple[EventType, dict[str, object]]:
+def event_for(function: str, router: str | None = None) -> tuple[EventType, dict[str, object]]:
     """The event each function serves most: what the request path costs."""
     if function == "classifier":
-        return EventType.PROMPT_RECEIVED, {"request_id": "b", "prompt":
+        route = {"router": router} if router else {}
+        return EventType.PROMPT_RECEIVED, {"request_id": "b", "route": route, "prompt":
                                            "Prove that there are infinitely many primes"}
     if function == "selector":
         return EventType.PROMPT_CLASSIFIED, {
@@ -72,8 +74,9 @@ def start(function: str, middleware: str, logs: Path) -> Proc:
     return proc
 
 
-def measure(function: str, middleware: str, events: int, rounds: int, logs: Path) -> dict:
-    type_, data = event_for(function)
+def measure(function: str, middleware: str, events: int, rounds: int, logs: Path,
+            router: str | None = None) -> dict:
+    type_, data = event_for(function, router)
     proc = start(function, middleware, logs)
     per_event = []
     try:
@@ -106,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--middleware", choices=["http", "cloudevent"],
                         help="override the middleware func.yaml's invoke selects")
     parser.add_argument("--functions", nargs="+", default=["classifier", "selector", "telemetry"])
+    parser.add_argument("--router", help="the classifier's router (default: the configured one)")
     args = parser.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory(prefix="pickspin-cpu-") as tmp:
         for function in args.functions:
             middleware = args.middleware or invoke_of(function)
-            row = measure(function, middleware, args.events, args.rounds, Path(tmp))
+            row = measure(function, middleware, args.events, args.rounds, Path(tmp), args.router)
             results.append(row)
             print(f"{function:<11} {middleware:<10} {row['cpu_ms_per_event']:.3f} ms CPU/event "
                   f"(rounds {row['rounds']})", flush=True)
