@@ -21,7 +21,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
@@ -70,16 +70,6 @@ class Function(ABC):
 
     def ready(self) -> tuple[bool, str]:
         return (True, "OK") if self.started else (False, "not started")
-
-
-class EventSender(Protocol):
-    """What func_python.cloudevent's `CloudEventSender` offers a handler."""
-
-    async def binary(self, event: CloudEvent, status: int = 200) -> None: ...
-
-    async def structured(self, event: CloudEvent, status: int = 200) -> None: ...
-
-    async def http(self, message: dict[str, Any]) -> None: ...
 
 
 class NotStarted(PickspinError):
