@@ -31,7 +31,8 @@ def _up(args: argparse.Namespace) -> int:
     services = [s for s in (args.services or "").split(",") if s]
     print("starting pickspin (Prometheus, scaler, functions, backends) ...", flush=True)
     stack = up(args.config, _state_dir(args.state_dir), services=services,
-               tick_seconds=args.tick, scale=not args.always_on)
+               tick_seconds=args.tick, scale=not args.always_on,
+               drain_seconds=args.drain_seconds)
     endpoint = stack.endpoint
     from pickspin.local.llamacpp import available
 
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="values file (default: $PICKSPIN_CONFIG or the chart's)")
     p.add_argument("--services", help="comma-separated services to run (default: all)")
     p.add_argument("--tick", type=float, default=5.0, help="telemetry tick seconds")
+    p.add_argument("--drain-seconds", type=float, default=30.0,
+                   help="on down, how long requests in flight may take to finish (default 30)")
     p.add_argument("--always-on", action="store_true",
                    help="run one replica of every service, no scaler (no scale to zero)")
     p.set_defaults(run=_up)

@@ -5,7 +5,8 @@ The queries are built and their answers parsed by pure functions (`expressions`,
 `custom_query` (prometheus-api-client's `PrometheusConnect`, or a fake in tests).
 
 Every statistic is computed over the snapshot's own window from the gateway's series (the
-recording rules the ScaledObjects use have a window tied to the scrape interval). The gateway exports no token counts, so the decode time per token stays None here (the
+recording rules the ScaledObjects use have a window tied to the scrape interval). The
+gateway exports no token counts, so the decode time per token stays None here (the
 telemetry function fills it from `inference.completed` events).
 
 >>> stats = PrometheusStats.connect("http://127.0.0.1:9090", settings)  # doctest: +SKIP

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +102,34 @@ def test_down_stops_everything_even_after_the_supervisor_and_scaler_were_killed(
     while time.monotonic() < deadline and any(pid_alive(int(p)) for p in pids):
         time.sleep(0.1)
     assert [p for p in pids if pid_alive(int(p))] == []
+
+
+def test_down_drains_a_stream_in_flight_and_refuses_new_requests_meanwhile(stack):
+    url = f"{stack.endpoint}/chat/completions"
+    body = {"model": "gemma-3-27b", "stream": True, "max_tokens": 250,  # ~5 s of tokens
+            "messages": [{"role": "user", "content": "Tell a long story"}]}
+    streamed: dict[str, str] = {}
+
+    def stream() -> None:
+        streamed["text"] = httpx.post(url, json=body, timeout=60).text
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    time.sleep(1.0)  # tokens are flowing
+    stopper = threading.Thread(target=down, args=(stack.state_dir,))
+    started = time.monotonic()
+    stopper.start()
+    refused = None
+    while refused is None and time.monotonic() - started < 3:
+        answer = httpx.post(url, json={**body, "stream": False, "max_tokens": 2}, timeout=10)
+        if answer.status_code == 503:
+            refused = answer
+        time.sleep(0.1)
+    reader.join(timeout=60)
+    stopper.join(timeout=120)
+    assert refused is not None, "no request was refused while draining"
+    assert refused.json()["error"]["code"] == "draining"
+    assert refused.headers["retry-after"] == "1"
+    assert streamed["text"].rstrip().endswith("data: [DONE]")  # the stream was not cut
+    assert streamed["text"].count("data: ") > 200
+    assert not stack.supervisor.alive()

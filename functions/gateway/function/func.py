@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import threading
 from collections.abc import Mapping
 
 from flask import Flask
@@ -11,11 +15,19 @@ from pickspin.gateway.app import Gateway, Wiring, create_app
 from pickspin.httpfunction import FlaskFunction
 from pickspin.settings import Settings
 
+log = logging.getLogger("pickspin.gateway")
+# SIGUSR1 asks the gateway to drain, then stop (what `pickspin down` sends first): it takes
+# no new requests, lets those in flight finish within PICKSPIN_DRAIN_SECONDS, then SIGTERMs
+# itself (func-python then stops hypercorn, whose own grace is only 3 s). In a cluster
+# Knative's queue-proxy drains before the container gets SIGTERM.
+DRAIN_SIGNAL = signal.SIGUSR1
+
 
 class GatewayFunction(FlaskFunction):
     workers = 96  # a2wsgi threads: streamed answers hold one each
 
     gateway: Gateway | None = None
+    drain_seconds = 30.0
 
     def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Flask:
         needed = ("PICKSPIN_CLASSIFIER_URL", "PICKSPIN_SELECTOR_URL")
@@ -29,7 +41,30 @@ class GatewayFunction(FlaskFunction):
             replicas_url=cfg.get("PICKSPIN_REPLICAS_URL") or None,
         )
         self.gateway = Gateway(settings, wiring)
+        self.drain_seconds = float(cfg.get("PICKSPIN_DRAIN_SECONDS") or self.drain_seconds)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(DRAIN_SIGNAL, lambda *_: self._drain_then_stop())
         return create_app(self.gateway)
+
+    def _drain_then_stop(self) -> None:
+        gateway = self.gateway
+        if gateway is None or gateway.draining:
+            return
+
+        def run() -> None:
+            log.warning("draining: %d requests in flight, up to %.0f s", gateway.active,
+                        self.drain_seconds)
+            done = gateway.drain(self.drain_seconds)
+            log.warning("drained" if done else "drain grace over with %d requests in flight",
+                        gateway.active)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=run, name="drain", daemon=True).start()
+
+    def ready(self) -> tuple[bool, str]:
+        if self.gateway is not None and self.gateway.draining:
+            return False, "draining"
+        return super().ready()
 
     def stop(self) -> None:
         super().stop()

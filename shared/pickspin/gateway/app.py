@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from pickspin.events import (
     data_of,
     make_event,
 )
+from pickspin.function import error_envelope
 from pickspin.gateway.coldstart import ColdStarts
 from pickspin.gateway.metrics import GatewayMetrics
 from pickspin.gateway.openai_request import AUTO_MODEL, ParsedRequest, parse
@@ -97,6 +99,33 @@ class Gateway:
         self.cold = cold or ColdStarts(settings, self.metrics.pending)
         self.clock = clock
         self._models = {m.name for m in settings.models}
+        #: set by `drain`: new requests get 503 while those in flight finish
+        self.draining = False
+        self._active = 0
+        self._active_changed = threading.Condition()
+
+    # ---- drain ----------------------------------------------------------------------
+    @property
+    def active(self) -> int:
+        """Requests accepted and not yet finished (streams until their last byte)."""
+        return self._active
+
+    def _enter(self) -> None:
+        with self._active_changed:
+            self._active += 1
+
+    def _leave(self) -> None:
+        with self._active_changed:
+            self._active -= 1
+            self._active_changed.notify_all()
+
+    def drain(self, grace: float) -> bool:
+        """Take no new requests; wait up to `grace` seconds for those in flight to finish
+        (what Knative's queue-proxy does before a pod's container is stopped). True if
+        they all did."""
+        self.draining = True
+        with self._active_changed:
+            return self._active_changed.wait_for(lambda: self._active == 0, timeout=grace)
 
     # ---- Pick -----------------------------------------------------------------------
     def route_request(self, model: str) -> RouteRequest:
@@ -158,6 +187,15 @@ class Gateway:
         started = self.clock()
         parsed = parse(request.get_data(cache=False), kind)
         request_id = request.headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
+        self._enter()
+        try:
+            return self._serve(kind, parsed, request_id, started)
+        except BaseException:
+            self._leave()
+            raise
+
+    def _serve(self, kind: Literal["chat", "completion"], parsed: ParsedRequest,
+               request_id: str, started: float) -> Response:
         pick = self.pick(request_id, parsed)
         sel = pick.selected
         candidates, cold = self._spin(sel)
@@ -283,6 +321,7 @@ class Gateway:
             finished_at=time.time(),
         )
         self.emitter.emit(make_event(EventType.INFERENCE_COMPLETED, done, SOURCE))
+        self._leave()
 
     def models(self) -> Response:
         created = int(time.time())
@@ -319,6 +358,15 @@ def _usage_tokens(body: bytes) -> int:
 
 def create_app(gateway: Gateway) -> Flask:
     app = Flask("pickspin-gateway")
+
+    @app.before_request
+    def _refuse_while_draining() -> Response | None:
+        if not gateway.draining or request.path in ("/metrics", "/v1/models"):
+            return None
+        body = error_envelope("the gateway is shutting down; retry on another replica",
+                              "service_unavailable", "draining")
+        return Response(json.dumps(body), status=503, mimetype="application/json",
+                        headers={"retry-after": "1"})
 
     @app.post("/v1/chat/completions")
     def chat() -> Response:

@@ -105,13 +105,15 @@ def up(
     functions_dir: Path = REPO / "functions",
     timeout: float = 90.0,
     log: bool = True,
+    drain_seconds: float = 30.0,
 ) -> Stack:
     """Start everything under a supervisor, wait until it is ready, and record it.
 
     With `scale` (the default) the local scaler owns the backends: it applies the keda
     chart's ScaledObjects, so only the warm pools run at first and the rest start on
     demand. Without it every service runs one replica for the whole session. Every port is
-    reserved before anything starts and held by the supervisor for the whole run.
+    reserved before anything starts and held by the supervisor for the whole run. On
+    `down` the gateway drains first: requests in flight get up to `drain_seconds`.
     """
     existing = Stack.load(state_dir)
     if existing and existing.supervisor.alive():
@@ -154,7 +156,7 @@ def up(
             specs += _backend_specs(runtime, ports, config, prom_dir, real)
         fn_ports = {f: port() for f in FUNCTIONS}
         specs += function_specs(config, fn_ports, tick_seconds, functions_dir, telemetry_env,
-                                gateway_env)
+                                gateway_env, drain_seconds)
         write_targets(prom_dir, "functions",
                       [Target(f"127.0.0.1:{fn_ports['gateway']}", "/metrics", {"job": "gateway"})])
         write_plan(state_dir / PLAN_FILE, specs)
@@ -261,7 +263,8 @@ def _wait_warm_pools(runtime: Settings, scaler: Spec, timeout: float, log: bool)
 def function_specs(config: Path, ports: dict[str, int], tick_seconds: float = 5.0,
                    functions_dir: Path = REPO / "functions",
                    telemetry_env: dict[str, str] | None = None,
-                   gateway_env: dict[str, str] | None = None) -> list[Spec]:
+                   gateway_env: dict[str, str] | None = None,
+                   drain_seconds: float = 30.0) -> list[Spec]:
     """The four functions and the ticker. Each function is served as `kn func build` runs it:
     its `function` package under the func-python middleware its func.yaml's `invoke` names."""
     urls = {f: f"http://127.0.0.1:{p}" for f, p in ports.items()}
@@ -279,9 +282,13 @@ def function_specs(config: Path, ports: dict[str, int], tick_seconds: float = 5.
             **((telemetry_env or {}) if fn == "telemetry" else {}),
             **((gateway_env or {}) if fn == "gateway" else {}),
         }
+        gateway = fn == "gateway"  # drains on down: SIGUSR1, then exits by itself
         specs.append(Spec(fn, "function", [python(), "-c", serve_command(functions_dir / fn)],
-                          env=env, cwd=str(functions_dir / fn), port=ports[fn],
-                          health="/health/readiness"))
+                          env={**env, "PICKSPIN_DRAIN_SECONDS": str(drain_seconds)},
+                          cwd=str(functions_dir / fn), port=ports[fn],
+                          health="/health/readiness",
+                          grace=drain_seconds + 5.0 if gateway else 5.0,
+                          drain_signal="SIGUSR1" if gateway else None))
     ticker = [python(), "-m", "pickspin.local.ping", "--sink", urls["telemetry"],
               "--every", str(tick_seconds)]
     specs.append(Spec("ping", "ticker", ticker))

@@ -16,6 +16,7 @@ between two of its lives, and a restarted process gets the same one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -47,6 +48,9 @@ class Spec:
     port: int | None = None
     health: str | None = None
     grace: float = 5.0  # seconds between SIGTERM and SIGKILL when stopping
+    #: a signal that asks the process to drain and exit by itself within `grace` (then
+    #: SIGTERM and SIGKILL as usual), e.g. "SIGUSR1" for the gateway
+    drain_signal: str | None = None
 
     @property
     def url(self) -> str | None:
@@ -127,9 +131,18 @@ class Supervisor:
     def stop_all(self) -> None:
         """Reverse start order: the entry points first, so nothing new arrives downstream."""
         for child in reversed(self.children):
-            if child.pid is not None:
-                stop(_as_proc(child), child.spec.grace)
-                child.pid = None
+            if child.pid is None:
+                continue
+            proc = _as_proc(child)
+            if child.spec.drain_signal:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.Signals[child.spec.drain_signal])
+                deadline = time.monotonic() + child.spec.grace
+                while proc.alive() and time.monotonic() < deadline:
+                    reap(child.pid)
+                    time.sleep(0.05)
+            stop(proc, 5.0 if child.spec.drain_signal else child.spec.grace)
+            child.pid = None
         self.write_state()
 
     def write_state(self) -> None:
