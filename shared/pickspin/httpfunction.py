@@ -8,12 +8,13 @@ settings; errors map once to the OpenAI envelope, never a bare 500 page.
 from __future__ import annotations
 
 import logging
+import uuid
 from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 
 from pickspin.errors import PickspinError
 from pickspin.function import ASGIReceive, ASGISend, Function, error_envelope
@@ -78,5 +79,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:
-        log.exception("unexpected error")
-        return jsonify(error_envelope(f"internal error: {exc}", "server_error", "internal")), 500
+        # the client gets no internal text, only an id to quote; the log has the details
+        request_id = request.headers.get("x-request-id") or f"err-{uuid.uuid4().hex[:16]}"
+        log.exception("unexpected error answering %s %s (request id %s)", request.method,
+                      request.path, request_id)
+        body = error_envelope(f"internal error (request id {request_id})", "server_error",
+                              "internal")
+        return jsonify(body), 500

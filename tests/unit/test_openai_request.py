@@ -44,3 +44,31 @@ def test_completion_prompt_forms():
     for bad in ({"prompt": ""}, {"prompt": 5}, {}, {"prompt": ["a", "b"]}):
         with pytest.raises(InvalidRequest):
             parse(json.dumps(bad).encode(), "completion")
+
+
+USER = '{"role": "user", "content": "hi"}'
+
+
+@pytest.mark.parametrize(("raw", "param", "words"), [
+    ('{"messages": [%s], "seed": NaN}' % USER, "seed", "NaN"),
+    ('{"messages": [%s], "logit_bias": {"42": Infinity}}' % USER, "logit_bias.42",
+     "Infinity"),
+    ('{"messages": [%s], "stop": ["a", -Infinity]}' % USER, "stop[1]", "-Infinity"),
+    ('{"messages": [{"role": "user", "content": "a\\ud800b"}]}', "messages[0].content",
+     "surrogate"),
+    ('{"messages": [%s], "tools": %s}' % (USER, "[" * 100 + "]" * 100), None, "deeper"),
+    ('{"messages": [%s], "x": %s}' % (USER, "[" * 5000 + "]" * 5000), None, "deeper"),
+])
+def test_values_json_cannot_carry_on_are_a_400_naming_the_field(raw, param, words):
+    with pytest.raises(InvalidRequest) as err:
+        parse(raw.encode(), "chat")
+    assert words in err.value.message
+    if param is not None:
+        assert err.value.param == param
+
+
+def test_ordinary_nesting_and_unicode_pass():
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"a": {"type": "array", "items": {"type": "string"}}}}}}]
+    body = {"messages": [{"role": "user", "content": "naïve 😀 ∑"}], "tools": tools}
+    assert parse(json.dumps(body).encode(), "chat").prompt == "naïve 😀 ∑"

@@ -31,7 +31,13 @@ from pickspin.events import (
 from pickspin.function import error_envelope
 from pickspin.gateway.coldstart import ColdStarts
 from pickspin.gateway.metrics import GatewayMetrics
-from pickspin.gateway.openai_request import AUTO_MODEL, ParsedRequest, parse
+from pickspin.gateway.openai_request import (
+    AUTO_MODEL,
+    MAX_BODY_BYTES,
+    MAX_CLASSIFIED_CHARS,
+    ParsedRequest,
+    parse,
+)
 from pickspin.gateway.proxy import CONNECTION_LOST, BackendProxy, Upstream
 from pickspin.replicas import LocalReplicas, ReplicaSource
 from pickspin.settings import COMPLEXITY_CLASSES, TIERS, RouterName, Settings
@@ -157,7 +163,8 @@ class Gateway:
         route = self.route_request(parsed.model)
         start = self.clock()
         if route.model is None:
-            received = PromptReceived(request_id=request_id, prompt=parsed.prompt, route=route)
+            received = PromptReceived(request_id=request_id, route=route,
+                                     prompt=parsed.prompt[:MAX_CLASSIFIED_CHARS])
             reply = self.events.request(
                 self.wiring.classifier_url,
                 make_event(EventType.PROMPT_RECEIVED, received, SOURCE),
@@ -358,6 +365,9 @@ def _usage_tokens(body: bytes) -> int:
 
 def create_app(gateway: Gateway) -> Flask:
     app = Flask("pickspin-gateway")
+    # bodies are read with this limit: past it (declared or streamed) the answer is a 413
+    # envelope, before anything is parsed
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 
     @app.before_request
     def _refuse_while_draining() -> Response | None:

@@ -10,6 +10,10 @@ from pickspin.errors import InvalidRequest
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 64  # JSON nesting; OpenAI requests need a handful of levels (tools' schemas more)
+# The prompt text sent to the classifier: it reads only the first few hundred tokens, and
+# its event limit is below the body limit.
+MAX_CLASSIFIED_CHARS = 32_000
 AUTO_MODEL = "pickspin/auto"
 
 
@@ -26,11 +30,14 @@ def parse(raw: bytes, kind: Literal["chat", "completion"]) -> ParsedRequest:
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_NonFinite)
+    except RecursionError:
+        raise InvalidRequest(f"request body nests deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
+    check_values(body)
     model = body.get("model", AUTO_MODEL)
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("'model' must be a non-empty string", param="model")
@@ -40,6 +47,41 @@ def parse(raw: bytes, kind: Literal["chat", "completion"]) -> ParsedRequest:
     _check_numbers(body)
     prompt = _chat_prompt(body) if kind == "chat" else _completion_prompt(body)
     return ParsedRequest(kind, body, model, prompt, stream)
+
+
+class _NonFinite(str):
+    """What `NaN`, `Infinity` and `-Infinity` parse to: found by `check_values`."""
+
+
+def check_values(body: Any) -> None:
+    """Reject what cannot be passed on as JSON: NaN and ±Infinity (not JSON, though Python
+    reads them), strings with lone surrogates (not encodable as UTF-8), and nesting deeper
+    than `MAX_DEPTH`; the error names the field."""
+    stack: list[tuple[Any, str, int]] = [(body, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidRequest(f"request body nests deeper than {MAX_DEPTH} levels",
+                                 param=where or None)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, where or "body")
+                stack.append((item, f"{where}.{key}" if where else key, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, _NonFinite):
+            raise InvalidRequest(f"'{where}' is {value}, which is not a JSON number",
+                                 param=where)
+        elif isinstance(value, str):
+            _check_text(value, where)
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"'{where}' holds a lone UTF-16 surrogate (not valid Unicode)",
+                             param=where) from None
 
 
 def _check_numbers(body: dict[str, Any]) -> None:
