@@ -11,6 +11,7 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http_event, to_bina
 from cloudevents.core.v1.event import CloudEvent
 
 from tests.conftest import VALUES, call
+from tests.functions.test_event_functions import Served
 
 MODES = ("keyword", "semantic", "hybrid")
 
@@ -20,7 +21,8 @@ async def _classify(fn, prompt: str, router: str):
                         "datacontenttype": "application/json"},
                        {"request_id": "r1", "prompt": prompt, "route": {"router": router}})
     message = to_binary_event(event)
-    return await call(fn, "POST", "/", dict(message.headers), message.body)
+    # through the cloudevent middleware, as func serves it
+    return await call(Served(fn), "POST", "/", dict(message.headers), message.body)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -37,6 +39,8 @@ async def test_handle_returns_a_valid_prompt_classified_event(start_function, se
     assert data["complexity"] in ("low", "medium", "high")
     assert sum(data["probabilities"].values()) == pytest.approx(1.0)
     assert data["truncated"] is (len(prompt) > 100_000)
+    if mode != "keyword":  # the encoder router's per-tier success travels with the event
+        assert set(data["success"]) == {"small", "medium", "large"}
 
 
 def _values_with(tmp_path, mode: str, model: str):

@@ -121,3 +121,17 @@ def test_hybrid_keeps_a_decisive_keyword_verdict_and_asks_the_model_otherwise():
     result = HybridRouter(unsure, model, threshold=0.7).classify("x")
     assert (result.complexity, result.router, model.calls) == ("high", "hybrid", 1)
     assert result.probabilities["high"] == pytest.approx(0.7)
+
+
+def test_hybrid_with_the_encoder_router_keeps_its_success_where_keywords_set_the_class(
+        settings):
+    from pickspin.semantic.build import DEFAULT_OUT
+    from pickspin.semantic.success import SuccessRouter
+
+    model = SuccessRouter.load(DEFAULT_OUT)
+    keyword = build_registry(settings).get("keyword")
+    hybrid = HybridRouter(keyword, model, threshold=0.7)
+    prompt = "Prove that the square root of 2 is irrational."
+    result = hybrid.timed(prompt)
+    assert result.complexity == "high"  # the decisive keyword verdict
+    assert result.success == model.classify(prompt).success  # R̂ stays the model's

@@ -51,6 +51,7 @@ class ClassifierFunction(EventFunction):
             elapsed_ms=result.elapsed_ms,
             truncated=result.truncated,
             route=received.route,
+            success=dict(result.success),
         )
         return make_event(EventType.PROMPT_CLASSIFIED, classified, SOURCE)
 

@@ -80,7 +80,8 @@ class SelectorFunction(EventFunction):
         decision = select(
             self.settings, snapshot.services if snapshot else {}, classified.probabilities,
             profile=request.profile, model=request.model, strategy=request.strategy,
-            exclude=request.exclude,
+            exclude=request.exclude, complexity=classified.complexity,
+            success=classified.success or None,
         )
         selected = RouteSelected(
             request_id=classified.request_id,

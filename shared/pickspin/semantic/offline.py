@@ -143,13 +143,12 @@ def all_outputs(rows: Sequence[Example], semantic: Router, keyword: KeywordRoute
 def hybrid_of(keyword: Sequence[Classification], sem: RouterOutput, threshold: float
               ) -> RouterOutput:
     """The hybrid's output from the two routers' outputs (pure)."""
-    probs, classes, success = sem.probs.copy(), list(sem.classes), sem.success.copy()
+    probs, classes = sem.probs.copy(), list(sem.classes)
     for i, k in enumerate(keyword):
-        if decide(k, threshold):
+        if decide(k, threshold):  # the class follows the keywords; success stays the model's
             probs[i] = [k.probabilities[c] for c in COMPLEXITY_CLASSES]
             classes[i] = k.complexity
-            success[i] = np.nan
-    return RouterOutput(probs, classes, success)
+    return RouterOutput(probs, classes, sem.success.copy())
 
 
 def _predicted(probs: np.ndarray) -> list[str]:
@@ -214,14 +213,18 @@ def routing_by_source(rows: Sequence[Example], outputs: Mapping[str, RouterOutpu
 def choose_threshold(dev: Sequence[Example], keyword: KeywordRouter, sem: RouterOutput,
                      fit_rows: Sequence[Example], costs: Mapping[str, float]
                      ) -> tuple[float, dict[float, float]]:
-    """The hybrid threshold with the best mean APGR over the sources, on dev rows only."""
+    """The hybrid threshold with the best mean APGR over the sources on dev rows, then the
+    best dev class accuracy (with success estimates, APGR does not depend on it)."""
     kw = [keyword.classify(e.text) for e in dev]
+    truth = [e.label for e in dev]
     scores: dict[float, float] = {}
+    acc: dict[float, float] = {}
     for t in THRESHOLDS:
-        by_source = routing_by_source(dev, {"hybrid": hybrid_of(kw, sem, t)}, dev, fit_rows,
-                                      costs)
-        scores[t] = float(np.mean([q["hybrid"].apgr for q in by_source.values()]))
-    return max(scores, key=lambda t: (scores[t], t)), scores
+        out = hybrid_of(kw, sem, t)
+        by_source = routing_by_source(dev, {"hybrid": out}, dev, fit_rows, costs)
+        scores[t] = round(float(np.mean([q["hybrid"].apgr for q in by_source.values()])), 4)
+        acc[t] = accuracy(truth, out.classes)
+    return max(scores, key=lambda t: (scores[t], acc[t], t)), scores
 
 
 def calibration(sem: RouterOutput, rows: Sequence[Example]) -> dict[str, dict[str, float]]:
