@@ -71,6 +71,9 @@ def main(argv: list[str]) -> int:
     results: dict[str, Any] = {"prompts": len(prompts), "model": str(folder.name), "runs": {}}
     registry = build_registry(settings)
     results["runs"]["keyword"] = figures(time_calls(registry.get("keyword"), prompts))
+    default = settings.routing.mode.value
+    results["runs"][f"{default}-default-1thr"] = figures(time_calls(registry.get(default),
+                                                                    prompts))
     for threads in (1, 2):
         for length in (64, 128):
             router = encoder_router(folder, length, threads)

@@ -38,8 +38,13 @@ def _evaluate_and_write(settings: Settings, data: Path | None, model_dir: Path,
     examples = load_examples(data, _log)
     ev = evaluate(settings, examples, load_semantic(model_dir), _log)
     if write_quality:
+        from pickspin.semantic.quality import ability_offsets, write_ability_offsets
+
         done = write_table(write_quality, ev.quality_table)
-        _log(f"wrote quality(L, k) for {', '.join(done)} into {write_quality}")
+        fit = [e for e in examples if e.split != "test"]
+        write_ability_offsets(write_quality, ability_offsets(settings, fit))
+        _log(f"wrote quality(L, k) and abilityOffset for {', '.join(done)} into "
+             f"{write_quality}")
     return summary(ev)
 
 
