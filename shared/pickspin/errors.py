@@ -12,10 +12,13 @@ class PickspinError(Exception):
     type = "server_error"
     code: str | None = None
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | None = None,
+                 detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        #: what only the log may show (internal URLs, exception text), never the client
+        self.detail = detail
 
     def envelope(self) -> dict[str, Any]:
         """The OpenAI error envelope."""
@@ -53,6 +56,13 @@ class InvalidEvent(InvalidRequest):
     """A CloudEvent that is malformed or of the wrong type."""
 
     code = "invalid_event"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """A request body over the size limit (read up to the limit, never parsed)."""
+
+    status = 413
+    code = "request_too_large"
 
 
 class ModelNotFound(InvalidRequest):

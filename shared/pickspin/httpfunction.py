@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 
 from pickspin.errors import PickspinError
 from pickspin.function import ASGIReceive, ASGISend, Function, error_envelope
@@ -61,6 +61,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(PickspinError)
     def _pickspin(exc: PickspinError) -> tuple[Response, int]:
+        g.pickspin_error = exc  # for the app's own request log
         return jsonify(exc.envelope()), exc.status
 
     @app.errorhandler(404)

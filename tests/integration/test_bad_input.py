@@ -138,7 +138,7 @@ def test_non_utf8_body(gateway_chat):
 
 def test_body_over_the_size_limit(gateway_chat):
     huge = json.dumps({"messages": [{"role": "user", "content": "x" * (9 * 1024 * 1024)}]})
-    assert_envelope(post_json(gateway_chat, huge), 400)
+    assert_envelope(post_json(gateway_chat, huge), 413)
 
 
 def test_bad_requests_do_not_disturb_answers_in_flight(client, gateway_chat):

@@ -46,18 +46,22 @@ def test_completion_prompt_forms():
             parse(json.dumps(bad).encode(), "completion")
 
 
-USER = '{"role": "user", "content": "hi"}'
+USER = '{"messages": [{"role": "user", "content": "hi"}]'
+
+
+def body(rest: str) -> str:
+    """A chat body with one user message and `rest` (raw JSON text) after it."""
+    return USER + ", " + rest + "}"
 
 
 @pytest.mark.parametrize(("raw", "param", "words"), [
-    ('{"messages": [%s], "seed": NaN}' % USER, "seed", "NaN"),
-    ('{"messages": [%s], "logit_bias": {"42": Infinity}}' % USER, "logit_bias.42",
-     "Infinity"),
-    ('{"messages": [%s], "stop": ["a", -Infinity]}' % USER, "stop[1]", "-Infinity"),
+    (body('"seed": NaN'), "seed", "NaN"),
+    (body('"logit_bias": {"42": Infinity}'), "logit_bias.42", "Infinity"),
+    (body('"stop": ["a", -Infinity]'), "stop[1]", "-Infinity"),
     ('{"messages": [{"role": "user", "content": "a\\ud800b"}]}', "messages[0].content",
      "surrogate"),
-    ('{"messages": [%s], "tools": %s}' % (USER, "[" * 100 + "]" * 100), None, "deeper"),
-    ('{"messages": [%s], "x": %s}' % (USER, "[" * 5000 + "]" * 5000), None, "deeper"),
+    (body('"tools": ' + "[" * 100 + "]" * 100), None, "deeper"),
+    (body('"x": ' + "[" * 5000 + "]" * 5000), None, "deeper"),
 ])
 def test_values_json_cannot_carry_on_are_a_400_naming_the_field(raw, param, words):
     with pytest.raises(InvalidRequest) as err:
@@ -72,3 +76,16 @@ def test_ordinary_nesting_and_unicode_pass():
         "type": "object", "properties": {"a": {"type": "array", "items": {"type": "string"}}}}}}]
     body = {"messages": [{"role": "user", "content": "naïve 😀 ∑"}], "tools": tools}
     assert parse(json.dumps(body).encode(), "chat").prompt == "naïve 😀 ∑"
+
+
+def test_a_body_over_the_limit_is_read_only_to_the_limit_then_drained_and_refused():
+    import io
+
+    from pickspin.errors import PayloadTooLarge
+    from pickspin.gateway.openai_request import read_body
+
+    assert read_body(io.BytesIO(b"x" * 100), limit=100) == b"x" * 100
+    stream = io.BytesIO(b"x" * 1000)
+    with pytest.raises(PayloadTooLarge):
+        read_body(stream, limit=100, discard=500)
+    assert stream.tell() <= 500 + 65536  # drained up to the discard bound, not forever

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from flask import Flask
 
 from pickspin.errors import ConfigError
+from pickspin.gateway import accesslog
 from pickspin.gateway.app import Gateway, Wiring, create_app
 from pickspin.httpfunction import FlaskFunction
 from pickspin.settings import Settings
@@ -40,6 +41,7 @@ class GatewayFunction(FlaskFunction):
             sink=cfg.get("K_SINK") or None,
             replicas_url=cfg.get("PICKSPIN_REPLICAS_URL") or None,
         )
+        accesslog.configure()  # JSON lines: one per request, never the prompt or the answer
         self.gateway = Gateway(settings, wiring)
         self.drain_seconds = float(cfg.get("PICKSPIN_DRAIN_SECONDS") or self.drain_seconds)
         if threading.current_thread() is threading.main_thread():

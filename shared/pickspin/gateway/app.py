@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from flask import Flask, Response, request, stream_with_context
+from cloudevents.core.v1.event import CloudEvent
+from flask import Flask, Response, g, request, stream_with_context
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pickspin.cehttp import Emitter, EventClient
-from pickspin.errors import InvalidRequest, ModelNotFound
+from pickspin.errors import InvalidRequest, ModelNotFound, UpstreamError
 from pickspin.events import (
     Candidate,
     EventType,
@@ -29,14 +30,15 @@ from pickspin.events import (
     make_event,
 )
 from pickspin.function import error_envelope
+from pickspin.gateway import accesslog
 from pickspin.gateway.coldstart import ColdStarts
 from pickspin.gateway.metrics import GatewayMetrics
 from pickspin.gateway.openai_request import (
     AUTO_MODEL,
-    MAX_BODY_BYTES,
     MAX_CLASSIFIED_CHARS,
     ParsedRequest,
     parse,
+    read_body,
 )
 from pickspin.gateway.proxy import CONNECTION_LOST, BackendProxy, Upstream
 from pickspin.replicas import LocalReplicas, ReplicaSource
@@ -74,6 +76,16 @@ class Pick:
     router: str
     selected: RouteSelected
     decision_ms: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request being answered: what its log line and its events need at the end."""
+
+    request_id: str
+    pick: Pick
+    cold: ColdOutcome
+    waited: bool  # held for the service that answered (a cold start the caller waited out)
 
 
 class Gateway:
@@ -165,11 +177,9 @@ class Gateway:
         if route.model is None:
             received = PromptReceived(request_id=request_id, route=route,
                                      prompt=parsed.prompt[:MAX_CLASSIFIED_CHARS])
-            reply = self.events.request(
-                self.wiring.classifier_url,
-                make_event(EventType.PROMPT_RECEIVED, received, SOURCE),
-                EventType.PROMPT_CLASSIFIED,
-            )
+            reply = self._call("classifier", self.wiring.classifier_url,
+                               make_event(EventType.PROMPT_RECEIVED, received, SOURCE),
+                               EventType.PROMPT_CLASSIFIED)
             classified = data_of(reply, PromptClassified)
             self.metrics.classification.labels(classified.router).observe(
                 classified.elapsed_ms / 1000
@@ -179,20 +189,26 @@ class Gateway:
             classified = PromptClassified(request_id=request_id, complexity="medium",
                                           probabilities=even, router="none", elapsed_ms=0.0,
                                           route=route)
-        reply = self.events.request(
-            self.wiring.selector_url,
-            make_event(EventType.PROMPT_CLASSIFIED, classified, SOURCE),
-            EventType.ROUTE_SELECTED,
-        )
+        reply = self._call("selector", self.wiring.selector_url,
+                           make_event(EventType.PROMPT_CLASSIFIED, classified, SOURCE),
+                           EventType.ROUTE_SELECTED)
         selected = data_of(reply, RouteSelected)
         complexity = classified.complexity if route.model is None else "unclassified"
         decision_ms = (self.clock() - start) * 1000
         return Pick(complexity, classified.router, selected, decision_ms)
 
+    def _call(self, name: str, url: str, event: CloudEvent, expect: EventType) -> CloudEvent:
+        """Request/reply with a collaborator; its URL stays in the log, not in the answer."""
+        try:
+            return self.events.request(url, event, expect)
+        except UpstreamError as exc:
+            raise UpstreamError(f"the {name} function did not answer properly",
+                                detail=exc.message) from None
+
     # ---- serving --------------------------------------------------------------------
     def serve(self, kind: Literal["chat", "completion"]) -> Response:
         started = self.clock()
-        parsed = parse(request.get_data(cache=False), kind)
+        parsed = parse(read_body(request.stream), kind)
         request_id = request.headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
         self._enter()
         try:
@@ -239,13 +255,13 @@ class Gateway:
             headers["x-pickspin-cold-start-ms"] = f"{cold.waited * 1000:.0f}"
         if cold.action == "substitute":
             headers["x-pickspin-woken"] = cold.service
+        answer = Answer(request_id, pick, cold, waited)
         if upstream.first_chunk:
-            body: Iterator[bytes] | bytes = stream_with_context(
-                self._relay(upstream, request_id, waited))
+            body: Iterator[bytes] | bytes = stream_with_context(self._relay(upstream, answer))
             headers["cache-control"] = "no-cache"
         else:
             body = upstream.body
-            self._finish(upstream, request_id, _usage_tokens(upstream.body), waited)
+            self._finish(upstream, answer, _usage_tokens(upstream.body))
         return Response(body, status=upstream.status, headers=headers)
 
     def _spin(self, sel: RouteSelected) -> tuple[list[Candidate], ColdOutcome]:
@@ -292,7 +308,7 @@ class Gateway:
     def _inflight(self, service: str, delta: int) -> None:
         self.metrics.inflight.labels(service).inc(delta)
 
-    def _relay(self, upstream: Upstream, request_id: str, cold: bool) -> Iterator[bytes]:
+    def _relay(self, upstream: Upstream, answer: Answer) -> Iterator[bytes]:
         """Relay the backend's stream. One that breaks off after its first token cannot fail
         over (the client has part of an answer): it ends with an OpenAI-style error event
         and no `[DONE]`, and is counted and logged as an error."""
@@ -305,14 +321,16 @@ class Gateway:
                 if why in CONNECTION_LOST | {"ended-before-done"}:
                     why = self.explain_lost(service, why, since - 1.0)
                 log.warning("request %s: the stream from %s broke off after %d events: %s",
-                            request_id, service, upstream.chunks, why)
+                            answer.request_id, service, upstream.chunks, why)
+                upstream.broken = why
                 yield stream_error(f"the backend stopped answering mid-stream ({why}); the "
                                    "answer is incomplete")
         finally:
-            self._finish(upstream, request_id, upstream.chunks, cold)
+            self._finish(upstream, answer, upstream.chunks)
 
-    def _finish(self, upstream: Upstream, request_id: str, tokens: int, cold: bool) -> None:
+    def _finish(self, upstream: Upstream, answer: Answer, tokens: int) -> None:
         c = upstream.candidate
+        request_id, cold = answer.request_id, answer.waited
         latency = self.clock() - upstream.started
         outcome: Literal["success", "error"] = (
             "success" if upstream.status < 400 and upstream.broken is None else "error")
@@ -329,6 +347,16 @@ class Gateway:
         )
         self.emitter.emit(make_event(EventType.INFERENCE_COMPLETED, done, SOURCE))
         self._leave()
+        accesslog.request_line(
+            request_id=request_id, status=upstream.status, outcome=outcome, model=c.model,
+            backend=c.backend, service=c.service, profile=answer.pick.selected.profile,
+            router=answer.pick.router, complexity=answer.pick.complexity,
+            decision_ms=round(answer.pick.decision_ms, 2),
+            ttft_ms=None if upstream.ttft is None else round(upstream.ttft * 1000, 1),
+            latency_ms=round(latency * 1000, 1), tokens=tokens,
+            fallback=",".join(upstream.fallback) or None, cold_action=answer.cold.action,
+            cold_wait_ms=None if answer.cold.waited is None else round(answer.cold.waited * 1000),
+            broken=upstream.broken)
 
     def models(self) -> Response:
         created = int(time.time())
@@ -365,9 +393,19 @@ def _usage_tokens(body: bytes) -> int:
 
 def create_app(gateway: Gateway) -> Flask:
     app = Flask("pickspin-gateway")
-    # bodies are read with this limit: past it (declared or streamed) the answer is a 413
-    # envelope, before anything is parsed
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
+    @app.after_request
+    def _log_errors(response: Response) -> Response:
+        """A line for a request answered with an error before any backend was tried (the
+        others get theirs when their answer ends)."""
+        error = g.get("pickspin_error")
+        if response.status_code >= 400 and request.path.startswith("/v1/"):
+            accesslog.request_line(
+                request_id=request.headers.get("x-request-id"), status=response.status_code,
+                outcome="rejected" if response.status_code < 500 else "error",
+                path=request.path, code=getattr(error, "code", None),
+                reason=getattr(error, "message", None), detail=getattr(error, "detail", None))
+        return response
 
     @app.before_request
     def _refuse_while_draining() -> Response | None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
-from pickspin.errors import InvalidRequest
+from pickspin.errors import InvalidRequest, PayloadTooLarge
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_DISCARD_BYTES = 64 * 1024 * 1024  # read and dropped past the limit, then the 413
 MAX_DEPTH = 64  # JSON nesting; OpenAI requests need a handful of levels (tools' schemas more)
 # The prompt text sent to the classifier: it reads only the first few hundred tokens, and
 # its event limit is below the body limit.
@@ -26,9 +27,26 @@ class ParsedRequest:
     stream: bool
 
 
+def read_body(stream: IO[bytes], limit: int = MAX_BODY_BYTES,
+              discard: int = MAX_DISCARD_BYTES) -> bytes:
+    """The body, read in chunks and kept only up to `limit` bytes. Past it, the rest is read
+    and dropped (up to `discard` bytes, so the client can read the 413 it gets rather than
+    block writing) and `PayloadTooLarge` raised; nothing over the limit is ever parsed."""
+    kept: list[bytes] = []
+    size = 0
+    while chunk := stream.read(65536):
+        size += len(chunk)
+        if size > limit:
+            while size < discard and (chunk := stream.read(65536)):
+                size += len(chunk)
+            raise PayloadTooLarge(f"request body larger than {limit} bytes")
+        kept.append(chunk)
+    return b"".join(kept)
+
+
 def parse(raw: bytes, kind: Literal["chat", "completion"]) -> ParsedRequest:
     if len(raw) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
+        raise PayloadTooLarge(f"request body larger than {MAX_BODY_BYTES} bytes")
     try:
         body = json.loads(raw, parse_constant=_NonFinite)
     except RecursionError:
