@@ -193,3 +193,22 @@ def test_train_router_on_tiny_data_writes_a_loadable_folder(tmp_path):
     assert result.rows["dev"] >= 12
     loaded = SuccessRouter.load(tmp_path / "router")
     assert loaded.classify("prove derive theorem").complexity in COMPLEXITY_CLASSES
+
+
+def test_finetuning_the_top_layers_writes_an_encoder_optimum_can_export(tmp_path):
+    pytest.importorskip("torch")
+    from pickspin.semantic.encoder import source_dir
+    from pickspin.semantic.finetune import finetune_encoder
+
+    try:
+        checkpoint = source_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(f"pretrained checkpoint not installed: {exc}")
+    rows = [Example(f"gsm8k:{i}", "gsm8k", f"prove lemma {i}" if i % 2 else f"define x{i}",
+                    "low", "outcome:gsm8k", Outcome("gsm8k", (i % 2 == 0, True, True)))
+            for i in range(12)]
+    folder, history = finetune_encoder(checkpoint, rows[:8], rows[8:], tmp_path / "ft",
+                                       max_length=16, layers=1, epochs=1, batch_size=4,
+                                       progress=lambda _m: None)
+    assert len(history) == 1 and np.isfinite(history[0]["dev_loss"])
+    assert (folder / "model.safetensors").is_file() and (folder / TOKENIZER_FILE).is_file()

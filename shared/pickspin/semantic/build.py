@@ -9,6 +9,7 @@ choose the class rule's thresholds on dev. The test split is never read here.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +50,9 @@ class RouterTrainConfig:
     # share of the soft (other-models) target mixed into the tier outcome; 0 = outcomes only
     soft_mix: float = 0.0
     hidden: int = 0
+    # fine-tune this many top encoder layers on the outcomes first (0: frozen encoder)
+    finetune_layers: int = 0
+    finetune_epochs: int = 2
     seed: int = 13
     threads: int = 2
     limit_rows: int | None = None
@@ -62,18 +66,41 @@ class RouterTrainResult:
     seconds: float
 
 
-def _prepare_encoder(cfg: RouterTrainConfig, progress: Progress) -> Path:
-    """Copy the int8 encoder + tokenizer into the output folder (exporting them if needed)."""
+def _prepare_encoder(cfg: RouterTrainConfig, progress: Progress,
+                     train: Sequence[Example], dev: Sequence[Example]) -> Path:
+    """Copy the int8 encoder + tokenizer into the output folder (exporting them if needed,
+    after fine-tuning the top layers when the config asks for it)."""
     checkpoint = cfg.checkpoint or source_dir()
-    quantised = cfg.work_dir / ENCODER_FILE
-    tokenizer = cfg.work_dir / "encoder-fp32" / TOKENIZER_FILE
+    work = cfg.work_dir
+    if cfg.finetune_layers:
+        from pickspin.semantic.finetune import finetune_encoder
+
+        work = cfg.work_dir / f"ft{cfg.finetune_layers}x{cfg.finetune_epochs}-{cfg.max_length}"
+        checkpoint, history = finetune_encoder(
+            checkpoint, train, dev, work / "torch", max_length=cfg.max_length,
+            layers=cfg.finetune_layers, epochs=cfg.finetune_epochs, seed=cfg.seed,
+            progress=progress)
+        progress(f"fine-tuned the top {cfg.finetune_layers} layers: {history}")
+        shutil.rmtree(work / "encoder-fp32", ignore_errors=True)
+        (work / ENCODER_FILE).unlink(missing_ok=True)
+    quantised = work / ENCODER_FILE
+    tokenizer = work / "encoder-fp32" / TOKENIZER_FILE
     if not quantised.is_file() or not tokenizer.is_file():
         progress(f"exporting {checkpoint} with optimum, quantising to int8")
-        export_encoder(checkpoint, quantised, cfg.work_dir)
+        export_encoder(checkpoint, quantised, work)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(quantised, cfg.out_dir / ENCODER_FILE)
     shutil.copyfile(tokenizer, cfg.out_dir / TOKENIZER_FILE)
     return checkpoint
+
+
+def _embedding_tag(cfg: RouterTrainConfig) -> str:
+    """Cache tag of the encoder's embeddings: the frozen one by name, a fine-tuned one by the
+    hash of its int8 file (so a retrained encoder never reads stale vectors)."""
+    if not cfg.finetune_layers:
+        return f"minilm-int8-{cfg.max_length}"
+    digest = hashlib.sha256((cfg.out_dir / ENCODER_FILE).read_bytes()).hexdigest()[:12]
+    return f"minilm-ft-{digest}-{cfg.max_length}"
 
 
 def routing_rows(examples: Sequence[Example]) -> list[Example]:
@@ -92,13 +119,13 @@ def train_router(cfg: RouterTrainConfig, progress: Progress = print,
     train = [e for e in rows if e.split == "train"][: cfg.limit_rows]
     dev = [e for e in rows if e.split == "dev"][: cfg.limit_rows]
     progress(f"train {len(train)}, dev {len(dev)} rows with real outcomes (test held out)")
-    checkpoint = _prepare_encoder(cfg, progress)
+    checkpoint = _prepare_encoder(cfg, progress, train, dev)
     encoder = OnnxEncoder.load(cfg.out_dir / ENCODER_FILE, cfg.out_dir / TOKENIZER_FILE,
                                cfg.max_length, cfg.threads)
     # every routing row is encoded (and cached) once: `replay` reuses the test rows' vectors
     both = rows if cfg.limit_rows is None else train + dev
     vecs = cached_embeddings(encoder, [e.key for e in both], [e.text for e in both],
-                             f"minilm-int8-{cfg.max_length}", progress,
+                             _embedding_tag(cfg), progress,
                              cfg.work_dir.parent / "embeddings")
     at = {e.key: i for i, e in enumerate(both)}
     x_train = vecs[[at[e.key] for e in train]]
@@ -117,6 +144,7 @@ def train_router(cfg: RouterTrainConfig, progress: Progress = print,
                    "epochs": len(history), "best_dev_bce": round(min(h["dev_loss"]
                                                                      for h in history), 4)}
     summary = {"checkpoint": ENCODER_NAME, "max_length": cfg.max_length,
+               "finetune_layers": cfg.finetune_layers, "finetune_epochs": cfg.finetune_epochs,
                "soft_mix": cfg.soft_mix, "head": asdict(head_cfg),
                "soft_target_sources": sorted(maps), "dev": dev_figures}
     meta = SuccessConfig(cfg.max_length, rule, ENCODER_NAME, summary)

@@ -83,6 +83,9 @@ def train_router(argv: list[str]) -> int:
     p.add_argument("--soft-mix", type=float, default=d.soft_mix,
                    help="share of the other-models (IRT-style) target; 0 = outcomes only")
     p.add_argument("--hidden", type=int, default=d.hidden, help="head hidden units (0: linear)")
+    p.add_argument("--finetune-layers", type=int, default=d.finetune_layers,
+                   help="fine-tune this many top encoder layers first (0: frozen encoder)")
+    p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--limit-rows", type=int, default=None, help="smoke runs only")
@@ -91,6 +94,8 @@ def train_router(argv: list[str]) -> int:
     cfg = RouterTrainConfig(data_dir=a.data, out_dir=a.out, work_dir=a.work_dir,
                             checkpoint=a.checkpoint, max_length=a.max_length,
                             soft_mix=a.soft_mix, hidden=a.hidden, seed=a.seed,
+                            finetune_layers=a.finetune_layers,
+                            finetune_epochs=a.finetune_epochs,
                             threads=a.threads, limit_rows=a.limit_rows)
     result = run(cfg, _log)
     figures: dict[str, Any] = {}
