@@ -13,6 +13,7 @@ import httpx
 from cloudevents.core.v1.event import CloudEvent
 
 from pickspin.errors import InvalidEvent, PickspinError, RelayedError, UpstreamError
+from pickspin.eventauth import Signer
 from pickspin.events import EventType, decode, encode
 
 log = logging.getLogger("pickspin.events")
@@ -20,12 +21,14 @@ log = logging.getLogger("pickspin.events")
 class EventClient:
     """Request/reply and fire-and-forget CloudEvents over one pooled HTTP client."""
 
-    def __init__(self, http: httpx.Client | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, http: httpx.Client | None = None, timeout: float = 10.0,
+                 token: str | None = None) -> None:
         self._http = http or httpx.Client(timeout=timeout)
+        self.signer = Signer(token)  # signs what it sends when the run has a token
 
     def request(self, url: str, event: CloudEvent, expect: EventType) -> CloudEvent:
         """POST `event` and return the reply event of type `expect`."""
-        message = encode(event)
+        message = encode(self.signer.sign(event))
         try:
             reply = self._http.post(url, content=message.body, headers=message.headers)
         except httpx.HTTPError as exc:
@@ -41,7 +44,7 @@ class EventClient:
         return answer
 
     def send(self, url: str, event: CloudEvent) -> int:
-        message = encode(event)
+        message = encode(self.signer.sign(event))
         return self._http.post(url, content=message.body, headers=message.headers).status_code
 
     def close(self) -> None:
@@ -70,9 +73,9 @@ class Emitter:
     """
 
     def __init__(self, sink: str | None, client: EventClient | None = None,
-                 capacity: int = 10_000) -> None:
+                 capacity: int = 10_000, token: str | None = None) -> None:
         self.sink = sink
-        self._client = client or EventClient(timeout=5.0)
+        self._client = client or EventClient(timeout=5.0, token=token)
         self._queue: queue.Queue[CloudEvent | None] = queue.Queue(maxsize=capacity)
         self.sent = 0
         self.failed = 0

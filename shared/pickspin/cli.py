@@ -40,8 +40,16 @@ def _up(args: argparse.Namespace) -> int:
     if missing and not args.always_on:
         print(f"  note   llama.cpp services run emulated: {missing}")
     print(f"\npickspin is up. OpenAI-compatible endpoint: {endpoint}")
+    keyed = bool(os.environ.get("PICKSPIN_API_KEYS", "").strip())
+    if keyed:
+        print("API keys required (from $PICKSPIN_API_KEYS): pass "
+              "-H 'Authorization: Bearer <one of them>' (the openai client's api_key)")
+    else:
+        print("open to anyone who can reach it: set PICKSPIN_API_KEYS=key1,key2 before "
+              "`pickspin up` to require keys")
+    auth = " -H 'Authorization: Bearer <key>'" if keyed else ""
     print("try it:\n"
-          f"  curl -s {endpoint}/chat/completions -H 'content-type: application/json' \\\n"
+          f"  curl -s {endpoint}/chat/completions{auth} -H 'content-type: application/json' \\\n"
           "    -d '{\"model\": \"pickspin/auto\", \"messages\": "
           "[{\"role\": \"user\", \"content\": \"Define entropy\"}]}' -D - \n"
           f"logs and state: {stack.state_dir}\nstop it with: pickspin down")

@@ -65,6 +65,14 @@ class PayloadTooLarge(InvalidRequest):
     code = "request_too_large"
 
 
+class Unauthorized(PickspinError):
+    """No valid credentials: an API key at the gateway, a signed event at the functions."""
+
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
 class ModelNotFound(InvalidRequest):
     status = 404
     code = "model_not_found"

@@ -26,6 +26,7 @@ from typing import Any
 from cloudevents.core.v1.event import CloudEvent
 
 from pickspin.errors import ConfigError, InvalidEvent, PickspinError
+from pickspin.eventauth import TOKEN_ENV, Signer
 from pickspin.events import EventType
 from pickspin.settings import CONFIG_ENV, Settings
 
@@ -82,6 +83,11 @@ class WrongMiddleware(PickspinError):
     code = "wrong_middleware"
 
 
+# A Knative PingSource cannot sign its ticks; a forged one only makes telemetry compute
+# and send a snapshot of its own, which changes no route.
+UNSIGNED = frozenset({EventType.PING.value})
+
+
 class EventFunction(Function):
     """Base of the CloudEvent functions: a table from event type to async handler.
 
@@ -95,6 +101,7 @@ class EventFunction(Function):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(settings)
         self.handlers: Mapping[str, EventHandler] = {}
+        self.signer = Signer(None)
 
     @abstractmethod
     def create_handlers(self, settings: Settings,
@@ -102,6 +109,8 @@ class EventFunction(Function):
         """Build the function's state; return the handler of each event type it takes."""
 
     def setup(self, settings: Settings, cfg: Mapping[str, str]) -> None:
+        self.signer = Signer(cfg.get(TOKEN_ENV))
+        self.signer.warn_if_open(type(self).__name__)
         self.handlers = {t.value: h for t, h in self.create_handlers(settings, cfg).items()}
 
     async def handle(self, scope: dict[str, Any], receive: ASGIReceive, send: Any) -> None:
@@ -110,14 +119,16 @@ class EventFunction(Function):
         except PickspinError as exc:
             await _respond(send, exc.status, json.dumps(exc.envelope()).encode())
             return
-        except Exception as exc:
-            log.exception("unexpected error handling an event")
-            body = error_envelope(f"internal error: {exc}", "server_error", "internal")
+        except Exception:
+            log.exception("unexpected error handling an event")  # the details stay here
+            body = error_envelope("internal error", "server_error", "internal")
             await _respond(send, 500, json.dumps(body).encode())
             return
         if reply is None:
             await _respond(send, 202, b"", content_type=None)
-        elif _structured(scope):
+            return
+        reply = self.signer.sign(reply)  # a reply the Broker re-injects must pass the next hop
+        if _structured(scope):
             await send.structured(reply)
         else:
             await send.binary(reply)
@@ -130,6 +141,8 @@ class EventFunction(Function):
                                   "served by func_python.cloudevent")
         if not isinstance(event, CloudEvent):  # the middleware also decodes spec 0.3
             raise InvalidEvent("only CloudEvents spec version 1.0 is accepted")
+        if event.get_type() not in UNSIGNED:
+            self.signer.verify(event)  # 401 for an unsigned or forged event, before anything
         handler = self.handlers.get(event.get_type())
         if handler is None:
             raise InvalidEvent(f"unexpected event type {event.get_type()!r}; this function "

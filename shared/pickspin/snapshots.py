@@ -45,8 +45,13 @@ class LatestSnapshot:
         self._pulling: asyncio.Task[None] | None = None
 
     def offer(self, snapshot: TelemetrySnapshot) -> bool:
-        """Keep `snapshot` unless the one held is newer; True if kept."""
-        if self.snapshot is not None and snapshot.generated_at < self.snapshot.generated_at:
+        """Keep `snapshot`, ordered by when it arrived here, not by the time it claims: one
+        that claims to be older than the one held is skipped only while that one is fresh
+        (a push and a pull crossing), so a snapshot stamped in the future can never pin the
+        state for longer than `max_age`. True if kept."""
+        held = self.snapshot
+        if (held is not None and snapshot.generated_at < held.generated_at
+                and not self.stale()):
             return False
         self.snapshot = snapshot  # one reference swap: readers see the old or the new
         self._checked_at = self.clock()

@@ -68,6 +68,12 @@ def test_triggers_match_func_yaml_subscriptions(render: Render) -> None:
     assert rendered == wanted
 
 
+def _secret_ref(env: dict[str, Any]) -> str | None:
+    """A chart env from a Secret, written as func.yaml writes it: `{{ secret:NAME:KEY }}`."""
+    ref = env.get("valueFrom", {}).get("secretKeyRef")
+    return f"{{{{ secret:{ref['name']}:{ref['key']} }}}}" if ref else None
+
+
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_knative_service_matches_func_yaml(render: Render, function: str) -> None:
     doc = func_yaml(function)
@@ -84,7 +90,7 @@ def test_knative_service_matches_func_yaml(render: Render, function: str) -> Non
     assert container["readinessProbe"]["httpGet"]["path"] == health["readiness"]
     assert container["livenessProbe"]["httpGet"]["path"] == health["liveness"]
     assert container["ports"] == [{"name": "http1", "containerPort": 8080}]
-    env = {e["name"]: e.get("value") for e in container["env"]}
+    env = {e["name"]: e.get("value") or _secret_ref(e) for e in container["env"]}
     for wanted in doc["run"]["envs"]:
         assert env[wanted["name"]] == wanted["value"]
     concurrency = template["spec"]["containerConcurrency"]
@@ -138,3 +144,25 @@ def test_eventing_is_wired(render: Render) -> None:
     subject = binding["spec"]["subject"]
     assert subject["kind"] == "Service" and subject["name"] == func_yaml("gateway")["name"]
     assert subject["name"] in services
+
+
+def test_every_function_gets_the_internal_token_and_the_gateway_its_api_keys(render: Render,
+                                                                             values: dict):
+    objects = render()
+    (secret,) = [s for s in of_kind(objects, "Secret")
+                 if s["metadata"]["name"] == "pickspin-internal-token"]
+    assert len(secret["data"]["token"]) >= 48  # random, base64
+    for name, svc in ksvcs(objects).items():
+        if name.endswith("dead-letters"):
+            continue
+        (container,) = svc["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        ref = env["PICKSPIN_INTERNAL_TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "pickspin-internal-token", "key": "token"}
+        assert "PICKSPIN_API_KEYS" not in env  # open unless a Secret is named
+    values.setdefault("knative", {})["auth"] = {"apiKeysSecret": "my-keys"}
+    gateway = ksvcs(render(values))["pickspin-gateway"]
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["PICKSPIN_API_KEYS"]["valueFrom"]["secretKeyRef"] == {"name": "my-keys",
+                                                                     "key": "keys"}

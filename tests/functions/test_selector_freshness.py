@@ -49,6 +49,16 @@ def test_an_older_push_does_not_replace_a_newer_snapshot():
     assert latest.snapshot is not None and latest.snapshot.generated_at == 5.0
 
 
+def test_a_snapshot_stamped_in_the_future_pins_nothing_past_max_age():
+    clock = Clock()
+    latest = LatestSnapshot(max_age=5, clock=clock)
+    assert latest.offer(snap(1e12))  # a bogus timestamp
+    assert not latest.offer(snap(3.0))  # while it is fresh, a "older" one is skipped
+    clock.now += 5.1
+    assert latest.offer(snap(4.0))  # then arrival order wins
+    assert latest.snapshot is not None and latest.snapshot.generated_at == 4.0
+
+
 async def test_a_fresh_copy_is_used_without_pulling():
     clock, telemetry = Clock(), Telemetry()
     latest = LatestSnapshot(telemetry, max_age=5, clock=clock)

@@ -68,19 +68,20 @@ def replicas(settings: Settings) -> Iterator[Replicas]:
 def cluster(installed: Installed, replicas: Replicas, tmp_path: Path) -> Iterator[dict[str, Proc]]:
     """Telemetry pushing its snapshots to replica `a` only; replicas `a` and `b` configured
     alike; `control` never pulls (the stale state the design removes)."""
+    unsigned = {"PICKSPIN_INTERNAL_TOKEN": ""}  # unsigned events (signing: tests/integration)
     logs = tmp_path / "logs"
     procs: dict[str, Proc] = {}
     a_port = free_port()
     try:
         procs["telemetry"] = serve(installed, "telemetry", {
-            **local_env("telemetry", {"PICKSPIN_CONFIG": str(VALUES),
+            **local_env("telemetry", {"PICKSPIN_CONFIG": str(VALUES), **unsigned,
                                       "PICKSPIN_PROMETHEUS_URL": ""}),
             "PICKSPIN_REPLICAS_URL": replicas.url,
             "K_SINK": f"http://127.0.0.1:{a_port}"}, logs)  # as one Trigger delivery goes
         for name, max_age, port in (("a", str(MAX_AGE), a_port), ("b", str(MAX_AGE), None),
                                     ("control", "inf", None)):
             procs[name] = serve(installed, "selector", {
-                **local_env("selector", {"PICKSPIN_CONFIG": str(VALUES),
+                **local_env("selector", {"PICKSPIN_CONFIG": str(VALUES), **unsigned,
                                          "PICKSPIN_TELEMETRY_URL": str(procs["telemetry"].url)}),
                 "PICKSPIN_SNAPSHOT_MAX_AGE": max_age}, logs, port=port)
         yield procs

@@ -69,7 +69,9 @@ def running(installed: Installed, tmp_path_factory: pytest.TempPathFactory
                                    str(config), "--cold-start-seconds", "0"],
             env={}, cwd=None, log_dir=logs, port=port)
         assert wait_http(f"http://127.0.0.1:{port}/health", 60, alive=procs["backend"])
-        local = {"PICKSPIN_CONFIG": str(config), "PICKSPIN_PROMETHEUS_URL": ""}
+        # no internal token: the SDK's events go unsigned (signing: tests/integration/test_auth)
+        local = {"PICKSPIN_CONFIG": str(config), "PICKSPIN_PROMETHEUS_URL": "",
+                 "PICKSPIN_INTERNAL_TOKEN": ""}
         for name in ("telemetry", "classifier", "selector", "gateway"):
             env = local_env(name, local)
             if name == "gateway":  # what the SinkBinding injects in a cluster

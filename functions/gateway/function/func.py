@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from flask import Flask
 
 from pickspin.errors import ConfigError
+from pickspin.eventauth import TOKEN_ENV
 from pickspin.gateway import accesslog
 from pickspin.gateway.app import Gateway, Wiring, create_app
 from pickspin.httpfunction import FlaskFunction
@@ -24,6 +25,11 @@ log = logging.getLogger("pickspin.gateway")
 DRAIN_SIGNAL = signal.SIGUSR1
 
 
+def api_keys(cfg: Mapping[str, str]) -> tuple[str, ...]:
+    """The keys callers may present: `$PICKSPIN_API_KEYS`, comma-separated."""
+    return tuple(k.strip() for k in cfg.get("PICKSPIN_API_KEYS", "").split(",") if k.strip())
+
+
 class GatewayFunction(FlaskFunction):
     workers = 96  # a2wsgi threads: streamed answers hold one each
 
@@ -31,6 +37,7 @@ class GatewayFunction(FlaskFunction):
     drain_seconds = 30.0
 
     def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Flask:
+        accesslog.configure()  # JSON lines: one per request, never the prompt or the answer
         needed = ("PICKSPIN_CLASSIFIER_URL", "PICKSPIN_SELECTOR_URL")
         missing = [k for k in needed if not cfg.get(k)]
         if missing:
@@ -40,8 +47,12 @@ class GatewayFunction(FlaskFunction):
             selector_url=cfg["PICKSPIN_SELECTOR_URL"],
             sink=cfg.get("K_SINK") or None,
             replicas_url=cfg.get("PICKSPIN_REPLICAS_URL") or None,
+            token=cfg.get(TOKEN_ENV) or None,
+            api_keys=api_keys(cfg),
         )
-        accesslog.configure()  # JSON lines: one per request, never the prompt or the answer
+        if not wiring.api_keys:
+            log.warning("PICKSPIN_API_KEYS is not set: the OpenAI endpoints are open to anyone "
+                        "who can reach them")
         self.gateway = Gateway(settings, wiring)
         self.drain_seconds = float(cfg.get("PICKSPIN_DRAIN_SECONDS") or self.drain_seconds)
         if threading.current_thread() is threading.main_thread():

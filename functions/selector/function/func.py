@@ -18,6 +18,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from pickspin.cehttp import EventClient
 from pickspin.errors import ConfigError, PickspinError
+from pickspin.eventauth import TOKEN_ENV
 from pickspin.events import (
     EventType,
     PromptClassified,
@@ -55,7 +56,7 @@ class SelectorFunction(EventFunction):
         if url is None:
             self.latest = LatestSnapshot(max_age=max_age)
         else:
-            self.client = client = EventClient(timeout=5.0)
+            self.client = client = EventClient(timeout=5.0, token=cfg.get(TOKEN_ENV))
 
             async def pull() -> TelemetrySnapshot | None:
                 return await asyncio.to_thread(ask_telemetry, client, url, max_age)

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from cloudevents.core.v1.event import CloudEvent
 
 from pickspin.cehttp import Emitter
+from pickspin.eventauth import TOKEN_ENV
 from pickspin.events import (
     EventType,
     InferenceCompleted,
@@ -75,7 +76,7 @@ class TelemetryFunction(EventFunction):
         window = Window(settings, float(cfg.get("PICKSPIN_WINDOW_SECONDS", 60)))
         self.telemetry = Telemetry(
             window, probe_source(settings, cfg), stats_source(settings, cfg, window.seconds))
-        self.emitter = Emitter(cfg.get("K_SINK") or None)
+        self.emitter = Emitter(cfg.get("K_SINK") or None, token=cfg.get(TOKEN_ENV))
         return {EventType.INFERENCE_COMPLETED: self.record, EventType.PING: self.tick,
                 EventType.TELEMETRY_REQUESTED: self.answer}
 

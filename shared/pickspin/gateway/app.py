@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import threading
@@ -58,6 +59,10 @@ class Wiring:
     sink: str | None = None
     #: where replica counts and crashes are read (the local scaler's status server)
     replicas_url: str | None = None
+    #: the internal token events to the functions are signed with (`pickspin.eventauth`)
+    token: str | None = None
+    #: keys a caller must present as `Authorization: Bearer <key>`; none = open
+    api_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,10 +115,10 @@ class Gateway:
         self.replicas = replicas or (LocalReplicas(wiring.replicas_url)
                                      if wiring.replicas_url else None)
         self.crash_wait = crash_wait
-        self.events = events or EventClient()
+        self.events = events or EventClient(token=wiring.token)
         self.proxy = proxy or BackendProxy(explain=self.explain_lost)
         self.metrics = metrics or GatewayMetrics(settings)
-        self.emitter = emitter or Emitter(wiring.sink)
+        self.emitter = emitter or Emitter(wiring.sink, token=wiring.token)
         self.cold = cold or ColdStarts(settings, self.metrics.pending)
         self.clock = clock
         self._models = {m.name for m in settings.models}
@@ -406,6 +411,26 @@ def create_app(gateway: Gateway) -> Flask:
                 path=request.path, code=getattr(error, "code", None),
                 reason=getattr(error, "message", None), detail=getattr(error, "detail", None))
         return response
+
+    @app.before_request
+    def _authenticate() -> Response | None:
+        keys = gateway.wiring.api_keys
+        if not keys or not request.path.startswith("/v1/"):
+            return None
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            body = {"error": {
+                "message": "You didn't provide an API key. You need to provide your API key "
+                           "in an Authorization header using Bearer auth (i.e. Authorization: "
+                           "Bearer YOUR_KEY).",
+                "type": "invalid_request_error", "param": None, "code": None}}
+        elif not any(hmac.compare_digest(key.strip().encode(), k.encode()) for k in keys):
+            shown = key[:3] + "*" * 4 + key[-2:] if len(key) > 8 else "*" * len(key)
+            body = error_envelope(f"Incorrect API key provided: {shown}.",
+                                  "invalid_request_error", "invalid_api_key")
+        else:
+            return None
+        return Response(json.dumps(body), status=401, mimetype="application/json")
 
     @app.before_request
     def _refuse_while_draining() -> Response | None:

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     if stack is None:
         print("nothing is running: start it with `pickspin up`")
         return 1
-    client = OpenAI(base_url=stack.endpoint, api_key="not-needed")
+    keys = [k for k in os.environ.get("PICKSPIN_API_KEYS", "").split(",") if k.strip()]
+    client = OpenAI(base_url=stack.endpoint, api_key=keys[0].strip() if keys else "not-needed")
     raw = client.chat.completions.with_raw_response.create(
         model=args.model, max_tokens=24, messages=[{"role": "user", "content": args.prompt}])
     answer = raw.parse()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 
 import httpx
 
 from pickspin.cehttp import EventClient
+from pickspin.eventauth import TOKEN_ENV
 from pickspin.events import EventType, make_event
 
 
@@ -19,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    client = EventClient(timeout=10.0)
+    client = EventClient(timeout=10.0, token=os.environ.get(TOKEN_ENV))  # signed ticks
     while not stopping.wait(args.every):
         try:
             client.send(args.sink, make_event(EventType.PING, {"tick": True},

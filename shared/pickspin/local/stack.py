@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import socket
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ import httpx
 import yaml
 
 from pickspin.errors import ConfigError
+from pickspin.eventauth import TOKEN_ENV
 from pickspin.local.processes import (
     Proc,
     free_port,
@@ -156,10 +158,10 @@ def up(
             specs += _backend_specs(runtime, ports, config, prom_dir, real)
         fn_ports = {f: port() for f in FUNCTIONS}
         specs += function_specs(config, fn_ports, tick_seconds, functions_dir, telemetry_env,
-                                gateway_env, drain_seconds)
+                                gateway_env, drain_seconds, token=secrets.token_hex(32))
         write_targets(prom_dir, "functions",
                       [Target(f"127.0.0.1:{fn_ports['gateway']}", "/metrics", {"job": "gateway"})])
-        write_plan(state_dir / PLAN_FILE, specs)
+        write_plan(state_dir / PLAN_FILE, specs)  # holds the run's token: owner-only
         (state_dir / SUPERVISOR_FILE).unlink(missing_ok=True)
         supervisor = spawn("supervisor", "supervisor",
                            [python(), "-m", "pickspin.local.supervisor",
@@ -264,10 +266,12 @@ def function_specs(config: Path, ports: dict[str, int], tick_seconds: float = 5.
                    functions_dir: Path = REPO / "functions",
                    telemetry_env: dict[str, str] | None = None,
                    gateway_env: dict[str, str] | None = None,
-                   drain_seconds: float = 30.0) -> list[Spec]:
+                   drain_seconds: float = 30.0, token: str | None = None) -> list[Spec]:
     """The four functions and the ticker. Each function is served as `kn func build` runs it:
-    its `function` package under the func-python middleware its func.yaml's `invoke` names."""
+    its `function` package under the func-python middleware its func.yaml's `invoke` names.
+    With a `token`, every internal event is signed and checked (`pickspin.eventauth`)."""
     urls = {f: f"http://127.0.0.1:{p}" for f, p in ports.items()}
+    auth = {TOKEN_ENV: token} if token else {}
     sinks = {"gateway": urls["telemetry"], "telemetry": urls["selector"]}
     specs = []
     for fn in FUNCTIONS:
@@ -279,6 +283,7 @@ def function_specs(config: Path, ports: dict[str, int], tick_seconds: float = 5.
             "K_SINK": sinks.get(fn, ""),
             "PICKSPIN_TELEMETRY_URL": urls["telemetry"],
             "PYTHONUNBUFFERED": "1",
+            **auth,
             **((telemetry_env or {}) if fn == "telemetry" else {}),
             **((gateway_env or {}) if fn == "gateway" else {}),
         }
@@ -291,7 +296,7 @@ def function_specs(config: Path, ports: dict[str, int], tick_seconds: float = 5.
                           drain_signal="SIGUSR1" if gateway else None))
     ticker = [python(), "-m", "pickspin.local.ping", "--sink", urls["telemetry"],
               "--every", str(tick_seconds)]
-    specs.append(Spec("ping", "ticker", ticker))
+    specs.append(Spec("ping", "ticker", ticker, env=auth))
     return specs
 
 

@@ -167,7 +167,10 @@ def _as_proc(child: Child) -> Proc:
 
 
 def write_plan(path: Path, specs: Sequence[Spec]) -> None:
-    path.write_text(json.dumps([asdict(s) for s in specs], indent=2))
+    """The plan, readable by its owner only (its envs hold the run's internal token)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps([asdict(s) for s in specs], indent=2))
 
 
 def read_plan(path: Path) -> list[Spec]:
