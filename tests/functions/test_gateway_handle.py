@@ -60,3 +60,26 @@ def test_start_fails_with_a_clear_message_without_its_collaborators(settings):
     fn = load_function("gateway").GatewayFunction(settings)
     with pytest.raises(ConfigError, match="PICKSPIN_CLASSIFIER_URL must be set"):
         fn.start({})
+
+
+async def test_past_its_inflight_limit_the_gateway_pushes_back_with_429(start_function):
+    fn = start_function("gateway", {**NOWHERE, "PICKSPIN_MAX_INFLIGHT": "1"})
+    assert fn.workers == 1 + 16
+    fn.gateway._enter()  # one request in flight
+    try:
+        reply = await chat(fn, {"messages": [{"role": "user", "content": "Define x"}]})
+        assert reply.status == 429 and reply.headers["retry-after"] == "1"
+        assert reply.json()["error"]["code"] == "too_many_requests"
+        assert (await call(fn, "GET", "/v1/models")).status == 200  # reads still answered
+    finally:
+        fn.gateway._leave()
+    reply = await chat(fn, {"messages": [{"role": "user", "content": "Define x"}]})
+    assert reply.status == 502  # under the limit again: on to the (unreachable) classifier
+
+
+async def test_an_api_key_is_required_when_keys_are_configured(start_function):
+    fn = start_function("gateway", {**NOWHERE, "PICKSPIN_API_KEYS": "k1,k2"})
+    body = {"messages": [{"role": "user", "content": "Define x"}]}
+    assert (await chat(fn, body)).status == 401
+    assert (await chat(fn, body, authorization="Bearer k3")).status == 401
+    assert (await chat(fn, body, authorization="Bearer k2")).status == 502  # let in

@@ -31,7 +31,9 @@ def api_keys(cfg: Mapping[str, str]) -> tuple[str, ...]:
 
 
 class GatewayFunction(FlaskFunction):
-    workers = 96  # a2wsgi threads: streamed answers hold one each
+    #: a2wsgi threads (streamed answers hold one each): the in-flight limit plus room to
+    #: answer health checks, /metrics and the 429s past the limit
+    workers = 256 + 16
 
     gateway: Gateway | None = None
     drain_seconds = 30.0
@@ -49,7 +51,9 @@ class GatewayFunction(FlaskFunction):
             replicas_url=cfg.get("PICKSPIN_REPLICAS_URL") or None,
             token=cfg.get(TOKEN_ENV) or None,
             api_keys=api_keys(cfg),
+            max_inflight=int(cfg.get("PICKSPIN_MAX_INFLIGHT") or 256),
         )
+        self.workers = wiring.max_inflight + 16
         if not wiring.api_keys:
             log.warning("PICKSPIN_API_KEYS is not set: the OpenAI endpoints are open to anyone "
                         "who can reach them")

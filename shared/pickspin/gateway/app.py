@@ -63,6 +63,8 @@ class Wiring:
     token: str | None = None
     #: keys a caller must present as `Authorization: Bearer <key>`; none = open
     api_keys: tuple[str, ...] = ()
+    #: requests answered at once; past it a 429 with Retry-After (PICKSPIN_MAX_INFLIGHT)
+    max_inflight: int = 256
 
 
 @dataclass(frozen=True)
@@ -431,6 +433,15 @@ def create_app(gateway: Gateway) -> Flask:
         else:
             return None
         return Response(json.dumps(body), status=401, mimetype="application/json")
+
+    @app.before_request
+    def _push_back_when_full() -> Response | None:
+        if request.method != "POST" or gateway.active < gateway.wiring.max_inflight:
+            return None
+        body = error_envelope(f"the gateway is answering {gateway.active} requests, its limit; "
+                              "retry shortly", "rate_limit_error", "too_many_requests")
+        return Response(json.dumps(body), status=429, mimetype="application/json",
+                        headers={"retry-after": "1"})
 
     @app.before_request
     def _refuse_while_draining() -> Response | None:
