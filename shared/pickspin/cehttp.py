@@ -12,7 +12,13 @@ import threading
 import httpx
 from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.errors import InvalidEvent, PickspinError, RelayedError, UpstreamError
+from pickspin.errors import (
+    InvalidEvent,
+    PickspinError,
+    RelayedError,
+    Unreachable,
+    UpstreamError,
+)
 from pickspin.eventauth import Signer
 from pickspin.events import EventType, decode, encode
 
@@ -32,7 +38,7 @@ class EventClient:
         try:
             reply = self._http.post(url, content=message.body, headers=message.headers)
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"{url} did not answer: {exc}") from None
+            raise Unreachable(f"{url} did not answer: {exc}") from None
         if reply.status_code != 200:
             raise _relayed(url, reply)
         try:

@@ -87,11 +87,15 @@ class NoCandidate(PickspinError):
 
 
 class BackendFailed(PickspinError):
-    """Every candidate backend failed before the first token."""
+    """Every candidate backend failed before the first token; `reasons` says how each did."""
 
     status = 502
     type = "upstream_error"
     code = "backend_failed"
+
+    def __init__(self, message: str, *, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reasons = reasons
 
 
 class UpstreamError(PickspinError):
@@ -100,6 +104,10 @@ class UpstreamError(PickspinError):
     status = 502
     type = "upstream_error"
     code = "function_failed"
+
+
+class Unreachable(UpstreamError):
+    """A function could not be reached at all (not listening: starting or restarting)."""
 
 
 class RelayedError(PickspinError):

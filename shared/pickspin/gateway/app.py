@@ -18,7 +18,14 @@ from flask import Flask, Response, g, request, stream_with_context
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pickspin.cehttp import Emitter, EventClient
-from pickspin.errors import InvalidRequest, ModelNotFound, UpstreamError
+from pickspin.errors import (
+    BackendFailed,
+    InvalidRequest,
+    ModelNotFound,
+    RelayedError,
+    Unreachable,
+    UpstreamError,
+)
 from pickspin.events import (
     Candidate,
     EventType,
@@ -46,6 +53,8 @@ from pickspin.replicas import LocalReplicas, ReplicaSource
 from pickspin.settings import COMPLEXITY_CLASSES, TIERS, RouterName, Settings
 
 SOURCE = "/pickspin/gateway"
+# how a candidate fails when nothing answers it at all (worth waiting for, not an error)
+UNREACHED = frozenset({"refused", "RemoteProtocolError", "ReadError", "WriteError"})
 PROFILE_PREFIX = "pickspin/"
 log = logging.getLogger("pickspin.gateway")
 
@@ -111,12 +120,14 @@ class Gateway:
         replicas: ReplicaSource | None = None,
         clock: Callable[[], float] = time.perf_counter,
         crash_wait: float = 0.2,
+        route_wait: float = 10.0,
     ) -> None:
         self.settings = settings
         self.wiring = wiring
         self.replicas = replicas or (LocalReplicas(wiring.replicas_url)
                                      if wiring.replicas_url else None)
         self.crash_wait = crash_wait
+        self.route_wait = route_wait
         self.events = events or EventClient(token=wiring.token)
         self.proxy = proxy or BackendProxy(explain=self.explain_lost)
         self.metrics = metrics or GatewayMetrics(settings)
@@ -205,12 +216,29 @@ class Gateway:
         return Pick(complexity, classified.router, selected, decision_ms)
 
     def _call(self, name: str, url: str, event: CloudEvent, expect: EventType) -> CloudEvent:
-        """Request/reply with a collaborator; its URL stays in the log, not in the answer."""
-        try:
-            return self.events.request(url, event, expect)
-        except UpstreamError as exc:
-            raise UpstreamError(f"the {name} function did not answer properly",
-                                detail=exc.message) from None
+        """Request/reply with a collaborator; its URL stays in the log, not in the answer.
+
+        A collaborator that does not listen (starting, or restarted after a crash) and a
+        selector with no service ready yet (503 at start-up) are waited out with back-off
+        for up to `route_wait` seconds, as Knative's activator holds a request for a
+        revision that is starting; other errors answer at once."""
+        deadline = time.monotonic() + self.route_wait
+        delay = 0.05
+        while True:
+            try:
+                return self.events.request(url, event, expect)
+            except Unreachable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise UpstreamError(f"the {name} function did not answer",
+                                        detail=exc.message) from None
+            except UpstreamError as exc:
+                raise UpstreamError(f"the {name} function did not answer properly",
+                                    detail=exc.message) from None
+            except RelayedError as exc:
+                if exc.status != 503 or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     # ---- serving --------------------------------------------------------------------
     def serve(self, kind: Literal["chat", "completion"]) -> Response:
@@ -229,7 +257,19 @@ class Gateway:
         pick = self.pick(request_id, parsed)
         sel = pick.selected
         candidates, cold = self._spin(sel)
-        upstream = self.proxy.forward(kind, parsed.body, candidates, started, self._inflight)
+        try:
+            upstream = self.proxy.forward(kind, parsed.body, candidates, started,
+                                          self._inflight)
+        except BackendFailed as exc:
+            # nothing listened (a scaler restarting, every replica draining): none of them
+            # answered at all, so wait for the chosen one as for a cold start, then retry
+            if not exc.reasons or not set(exc.reasons) <= UNREACHED or cold.timed_out:
+                raise
+            limit = self.settings.profile(sel.profile).scaling.max_cold_wait_seconds
+            if self.cold.hold(candidates[0], limit) is None:
+                raise
+            upstream = self.proxy.forward(kind, parsed.body, candidates, started,
+                                          self._inflight)
         if cold.timed_out:
             upstream.fallback.insert(0, f"{cold.service}=cold-start-timeout")
         chosen = upstream.candidate

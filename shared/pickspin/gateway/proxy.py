@@ -123,7 +123,8 @@ class BackendProxy:
                 failed.append(f"{candidate.service}={reason}")
                 continue
             return upstream
-        raise BackendFailed("every candidate backend failed: " + ", ".join(failed))
+        raise BackendFailed("every candidate backend failed: " + ", ".join(failed),
+                            reasons=tuple(f.split("=", 1)[1] for f in failed))
 
     def _try_twice(self, url: str, payload: dict[str, Any], candidate: Candidate,
                    started: float, failed: list[str]) -> Upstream:

@@ -148,6 +148,13 @@ class ServicePool:
     def ready_count(self) -> int:
         return sum(1 for r in self.replicas if r.ready)
 
+    def adopt(self, proc: Proc, port: int) -> Replica:
+        """A replica a previous owner started that still runs: serve it again (ready once its
+        health answers) instead of starting a new one cold."""
+        replica = Replica(proc, port, self.clock())
+        self.replicas.append(replica)
+        return replica
+
     def start_replica(self) -> Replica:
         held = reserve_port()
         port = int(held.getsockname()[1])

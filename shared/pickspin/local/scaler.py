@@ -255,11 +255,6 @@ def orphans(path: Path) -> list[Proc]:
 async def run(settings: Settings, config: Path, prometheus: str, status_port: int,
               logs: Path, polling: int, prometheus_dir: Path | None = None,
               state: Path | None = None) -> None:
-    if state is not None:
-        for orphan in orphans(state):  # left by a scaler that died: start from a clean slate
-            log.warning("stopping %s (pid %d), left running by a previous scaler",
-                        orphan.name, orphan.pid)
-            await asyncio.to_thread(stop, orphan, 5.0)
     objects = load(settings, prometheus, polling)
     real = real_kinds()
     launch = launcher_for(settings, config, logs, real)
@@ -268,6 +263,15 @@ async def run(settings: Settings, config: Path, prometheus: str, status_port: in
                           settings.backend(settings.service(name).backend).health_path, launch)
         for name in objects
     }
+    for orphan in orphans(state) if state is not None else []:
+        # left running by a scaler that died: serve them again rather than cold-start
+        service = orphan.name.rsplit("-", 1)[0]
+        if service in pools and orphan.port is not None:
+            log.warning("adopting %s (pid %d), left running by a previous scaler",
+                        orphan.name, orphan.pid)
+            pools[service].adopt(orphan, orphan.port)
+        else:
+            await asyncio.to_thread(stop, orphan, 5.0)
     for pool in pools.values():
         await pool.serve()
     async with httpx.AsyncClient(timeout=5.0) as http:

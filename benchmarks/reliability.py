@@ -1,0 +1,313 @@
+"""Reliability of the embedded default, probed from outside (issue 10's targets).
+
+Scenarios, each against a fresh `pickspin up` with emulated backends:
+
+- `startup`: clients start the moment the gateway answers `/v1/models` (before `up`
+  returns): how many answers are >= 500.
+- `zero`: requests sent within 100 ms of a service's scale-down to zero: answers >= 500.
+- `kill`: 10 streaming clients while each process kind in turn is SIGKILLed: requests that
+  failed before their first token, streams cut silently (no error event, no [DONE]),
+  and how long the process took to answer its health check again.
+- `load`: N streaming clients for S seconds: errors, TTFT p50/p99, and the processes'
+  open fds and RSS before and after.
+
+Clients behave like the official `openai` client: a connection error, 429, 502 or 503 is
+retried up to twice (0.5 s, then 1 s); both first-attempt and final failures are counted.
+
+    python benchmarks/reliability.py --scenarios startup,zero,kill,load --load-clients 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+from pickspin.local.demo import quick_spin_values
+from pickspin.local.stack import Stack, down, services, up
+from pickspin.telemetry import quantile as nearest_rank
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL, MEDIUM = "gemma-3-27b-vllm", "llama-3-70b-vllm"
+RETRY = {429, 502, 503}
+
+
+@dataclass
+class Tally:
+    ok: int = 0
+    first_attempt_failures: int = 0
+    failed_before_stream: int = 0
+    cut_with_error_event: int = 0
+    cut_by_transport_error: int = 0  # the connection broke mid-stream (the client is told)
+    cut_silently: int = 0  # a clean end without [DONE] or an error event: the dishonest one
+    statuses: dict[int, int] = field(default_factory=dict)
+    ttft: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {k: v for k, v in vars(self).items() if k != "ttft"}
+        if self.ttft:
+            out["ttft_p50_ms"] = round(nearest_rank(sorted(self.ttft), 0.5) * 1000, 1)
+            out["ttft_p99_ms"] = round(nearest_rank(sorted(self.ttft), 0.99) * 1000, 1)
+        return out
+
+
+async def one(http: httpx.AsyncClient, url: str, tally: Tally, *, stream: bool,
+              model: str = "pickspin/auto", max_tokens: int = 16) -> None:
+    body = {"model": model, "stream": stream, "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": "Define entropy in one line"}]}
+    for attempt in range(3):
+        started = time.perf_counter()
+        try:
+            async with http.stream("POST", url, json=body) as answer:
+                tally.statuses[answer.status_code] = tally.statuses.get(answer.status_code, 0) + 1
+                if answer.status_code in RETRY:
+                    raise _Retry
+                if answer.status_code >= 400:
+                    tally.failed_before_stream += 1
+                    return
+                if not stream:
+                    await answer.aread()
+                    tally.ok += 1
+                    return
+                first, done, error, broken = True, False, False, False
+                try:
+                    async for line in answer.aiter_lines():
+                        if first and line.startswith("data: "):
+                            tally.ttft.append(time.perf_counter() - started)
+                            first = False
+                        done |= line == "data: [DONE]"
+                        error |= line.startswith('data: {"error"')
+                except httpx.HTTPError:
+                    broken = True
+                if done:
+                    tally.ok += 1
+                elif first:
+                    raise _Retry  # nothing streamed yet: as good as failed before
+                elif error:
+                    tally.cut_with_error_event += 1
+                elif broken:
+                    tally.cut_by_transport_error += 1
+                else:
+                    tally.cut_silently += 1
+                return
+        except (httpx.TransportError, _Retry):
+            if attempt == 0:
+                tally.first_attempt_failures += 1
+            if attempt == 2:
+                tally.failed_before_stream += 1
+                return
+            await asyncio.sleep(0.5 * 2 ** attempt)
+
+
+class _Retry(Exception):
+    pass
+
+
+async def clients(url: str, n: int, seconds: float, tally: Tally, *, stream: bool = True,
+                  max_tokens: int = 16, stop: threading.Event | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=n + 8, max_keepalive_connections=n + 8)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as http:
+        async def loop() -> None:
+            while time.monotonic() < deadline and not (stop and stop.is_set()):
+                await one(http, url, tally, stream=stream, max_tokens=max_tokens)
+        await asyncio.gather(*(loop() for _ in range(n)))
+
+
+def values(tmp: Path, **spin: object) -> Path:
+    data = quick_spin_values(yaml.safe_load((REPO / "charts/pickspin/values.yaml").read_text()),
+                             (SMALL, MEDIUM), **spin)  # type: ignore[arg-type]
+    for s in data["global"]["pickspin"]["services"]:
+        s["emulation"].update(ttftMsMedian=40, ttftMsP99=120, tokensPerSecond=80,
+                              coldStartSeconds=0.8)
+    path = tmp / "values.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def startup(tmp: Path) -> dict[str, object]:
+    state = tmp / "startup"
+    result: dict[str, object] = {}
+    starter = threading.Thread(target=lambda: result.update(stack=up(
+        str(values(tmp, warm_pool={"small": 1, "medium": 1})), state, tick_seconds=1.0,
+        log=False)))
+    starter.start()
+    url = None
+    t0 = time.monotonic()
+    while url is None and time.monotonic() - t0 < 120:
+        stack = Stack.load(state)
+        gateway = next((p for p in stack.procs if p.name == "gateway"), None) if stack else None
+        if gateway and gateway.url:
+            try:
+                if httpx.get(gateway.url + "/v1/models", timeout=0.5).status_code == 200:
+                    url = gateway.url
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.02)
+    tally = Tally()
+    if url is not None:
+        asyncio.run(clients(url + "/v1/chat/completions", 10, 5.0, tally, stream=False))
+    starter.join()
+    down(state)
+    return {"answered_from_s": round(time.monotonic() - t0, 2), **tally.to_json()}
+
+
+def zero(tmp: Path, rounds: int = 3) -> dict[str, object]:
+    state = tmp / "zero"
+    stack = up(str(values(tmp, warm_pool={"small": 1}, cooldown_seconds=2)), state,
+               tick_seconds=0.5, log=False)
+    url = stack.endpoint + "/chat/completions"
+    tally = Tally()
+    try:
+        for _ in range(rounds):
+            http = httpx.Client(timeout=60)  # wake MEDIUM, then wait for its scale-down
+            http.post(url, json={"model": "llama-3-70b", "max_tokens": 2,
+                                 "messages": [{"role": "user", "content": "hi"}]})
+            while services(state)[MEDIUM]["replicas"] == 0:
+                time.sleep(0.02)
+            while services(state)[MEDIUM]["replicas"] != 0:  # the scale-down
+                time.sleep(0.01)
+
+            async def burst() -> None:
+                async with httpx.AsyncClient(timeout=60) as h:
+                    await asyncio.gather(*(one(h, url, tally, stream=False, model="llama-3-70b")
+                                           for _ in range(20)))
+            asyncio.run(burst())  # sent within a few ms of the scale-down
+            http.close()
+    finally:
+        down(state)
+    return tally.to_json()
+
+
+KINDS = ("classifier", "selector", "telemetry", "prometheus", "scaler", "replica", "gateway")
+
+
+def kill(tmp: Path) -> dict[str, object]:
+    state = tmp / "kill"
+    stack = up(str(values(tmp, warm_pool={"small": 1, "medium": 1})), state, tick_seconds=0.5,
+               log=False)
+    url = stack.endpoint + "/chat/completions"
+    out: dict[str, object] = {}
+    try:
+        for kind in KINDS:
+            tally, stop = Tally(), threading.Event()
+            load = threading.Thread(target=lambda t=tally, s=stop: asyncio.run(
+                clients(url, 10, 60, t, max_tokens=32, stop=s)))
+            load.start()
+            time.sleep(2.0)
+            if kind == "replica":
+                victim = int(services(state)[SMALL]["pids"][0])
+                health = None
+            else:
+                proc = next(p for p in Stack.load(state).procs if p.name == kind)  # type: ignore[union-attr]
+                victim, health = proc.pid, (proc.url or "") + (proc.health or "")
+            killed = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            back = None
+            while time.monotonic() - killed < 30:
+                try:
+                    if kind == "replica":
+                        if services(state)[SMALL]["ready"] >= 1 and \
+                                victim not in services(state)[SMALL]["pids"]:
+                            back = time.monotonic() - killed
+                    elif httpx.get(health, timeout=0.5).status_code == 200:
+                        p = next(p for p in Stack.load(state).procs if p.name == kind)  # type: ignore[union-attr]
+                        if p.pid != victim:
+                            back = time.monotonic() - killed
+                except (httpx.HTTPError, KeyError, ValueError):
+                    pass
+                if back is not None:
+                    break
+                time.sleep(0.05)
+            time.sleep(3.0)
+            stop.set()
+            load.join()
+            out[kind] = {"back_s": None if back is None else round(back, 2), **tally.to_json()}
+            print(f"kill {kind}: {json.dumps(out[kind])}", flush=True)
+    finally:
+        down(state)
+    return out
+
+
+def usage(state: Path) -> dict[str, int]:
+    """Open fds and RSS (KiB) summed over the stack's processes and replicas."""
+    stack = Stack.load(state)
+    pids = [p.pid for p in stack.procs] if stack else []
+    for svc in services(state).values():
+        pids += [int(p) for p in svc["pids"]]  # type: ignore[union-attr]
+    fds = rss = 0
+    for pid in pids:
+        try:
+            fds += len(os.listdir(f"/proc/{pid}/fd"))
+            rss += int(next(line.split()[1] for line in
+                            Path(f"/proc/{pid}/status").read_text().splitlines()
+                            if line.startswith("VmRSS")))
+        except (OSError, StopIteration):
+            pass
+    return {"fds": fds, "rss_kib": rss, "processes": len(pids)}
+
+
+def load(tmp: Path, n: int, seconds: float) -> dict[str, object]:
+    state = tmp / "load"
+    stack = up(str(values(tmp, warm_pool={"small": 1, "medium": 1})), state, tick_seconds=1.0,
+               log=False)
+    url = stack.endpoint + "/chat/completions"
+    try:
+        asyncio.run(clients(url, 4, 3.0, Tally()))  # warm up
+        before = usage(state)
+        tally = Tally()
+        t0 = time.monotonic()
+        asyncio.run(clients(url, n, seconds, tally, max_tokens=64))
+        took = time.monotonic() - t0
+        time.sleep(5.0)
+        after = usage(state)
+    finally:
+        down(state)
+    return {"clients": n, "seconds": round(took, 1), "requests_per_s": round(
+        (tally.ok + tally.failed_before_stream) / took, 1), **tally.to_json(),
+        "before": before, "after": after}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenarios", default="startup,zero,kill,load")
+    parser.add_argument("--load-clients", type=int, default=200)
+    parser.add_argument("--load-seconds", type=float, default=120.0)
+    parser.add_argument("--out", type=Path, default=REPO / "reports" / "reliability.json")
+    args = parser.parse_args(argv)
+    report: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="pickspin-reliability-") as tmp:
+        for name in args.scenarios.split(","):
+            started = time.monotonic()
+            if name == "startup":
+                report[name] = startup(Path(tmp))
+            elif name == "zero":
+                report[name] = zero(Path(tmp))
+            elif name == "kill":
+                report[name] = kill(Path(tmp))
+            elif name == "load":
+                report[name] = load(Path(tmp), args.load_clients, args.load_seconds)
+            else:
+                print(f"unknown scenario {name!r}", file=sys.stderr)
+                return 2
+            print(f"{name} ({time.monotonic() - started:.0f} s): {json.dumps(report[name])}",
+                  flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
