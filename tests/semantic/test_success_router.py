@@ -144,34 +144,58 @@ def test_long_prompts_say_they_were_truncated(router):
     assert not router.timed("Define entropy.").truncated
 
 
-def test_int8_onnx_matches_the_pytorch_encoder(router):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from pickspin.semantic.encoder import load_tokenizer, source_dir
+PROMPTS = ["Prove that there are infinitely many primes.", "Define entropy.",
+           "The following is a multiple choice question about law.\n\nA contract ...",
+           "Write a Python function that returns the n-th Fibonacci number."]
+
+
+def _torch_embeddings(folder, max_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean-pooled embeddings of PROMPTS from the PyTorch model in `folder`."""
+    import torch
+    from transformers import AutoModel
+
+    from pickspin.semantic.encoder import batch_ids, load_tokenizer
+
+    model = AutoModel.from_pretrained(str(folder)).eval()
+    ids, mask, _ = batch_ids(load_tokenizer(folder / TOKENIZER_FILE, max_length), PROMPTS)
+    with torch.inference_mode():
+        hidden = model(input_ids=torch.from_numpy(ids),
+                       attention_mask=torch.from_numpy(mask)).last_hidden_state.numpy()
+    return mean_pool(hidden, mask), ids, mask
+
+
+def test_the_int8_onnx_export_matches_the_pytorch_encoder(tmp_path):
+    pytest.importorskip("torch")
+    from pickspin.semantic.encoder import OnnxEncoder, export_encoder, source_dir
 
     try:
         checkpoint = source_dir()
     except FileNotFoundError as exc:
         pytest.skip(f"pretrained checkpoint not installed: {exc}")
-    model = transformers.AutoModel.from_pretrained(str(checkpoint)).eval()
-    prompts = ["Prove that there are infinitely many primes.", "Define entropy.",
-               "The following is a multiple choice question about law.\n\nA contract ...",
-               "Write a Python function that returns the n-th Fibonacci number."]
-    tok = load_tokenizer(DEFAULT_OUT / TOKENIZER_FILE, router.config.max_length)
-    from pickspin.semantic.encoder import batch_ids
+    export_encoder(checkpoint, tmp_path / ENCODER_FILE, tmp_path)
+    onnx = OnnxEncoder.load(tmp_path / ENCODER_FILE, checkpoint / TOKENIZER_FILE, 64)
+    reference, _, _ = _torch_embeddings(checkpoint, 64)
+    vecs, _ = onnx.embed(PROMPTS)
+    # int8 dynamic quantisation: measured cosine 0.958–0.973 on these prompts
+    assert (reference * vecs).sum(axis=1).min() > 0.94
+    assert (tmp_path / ENCODER_FILE).stat().st_size < 25e6
 
-    ids, mask, _ = batch_ids(tok, prompts)
-    with torch.inference_mode():
-        hidden = model(input_ids=torch.from_numpy(ids),
-                       attention_mask=torch.from_numpy(mask)).last_hidden_state.numpy()
-    reference = mean_pool(hidden, mask)
-    onnx, _ = router._encoder.embed(prompts)
-    cosine = (reference * onnx).sum(axis=1)
-    assert cosine.min() > 0.94  # int8 dynamic quantisation; the heads are trained on int8 vectors
+
+def test_the_committed_encoder_matches_its_fine_tuned_pytorch_checkpoint(router):
+    pytest.importorskip("torch")
+    from pickspin.semantic.build import RouterTrainConfig
+
+    cfg = RouterTrainConfig()
+    torch_dir = (cfg.work_dir / f"ft{cfg.finetune_layers}x{cfg.finetune_epochs}-"
+                 f"{cfg.max_length}" / "torch")
+    if not (torch_dir / "model.safetensors").is_file():
+        pytest.skip(f"the fine-tuned PyTorch checkpoint is not here ({torch_dir}): it exists "
+                    "only where `pickspin train` ran")
+    reference, _, _ = _torch_embeddings(torch_dir, router.config.max_length)
+    vecs, _ = router._encoder.embed(PROMPTS)
+    assert (reference * vecs).sum(axis=1).min() > 0.94
     head = router._head
-    # measured: at most 0.047 apart on these prompts
-    assert np.abs(head.success(reference) - head.success(onnx)).max() < 0.08
-    assert (DEFAULT_OUT / ENCODER_FILE).stat().st_size < 25e6
+    assert np.abs(head.success(reference) - head.success(vecs)).max() < 0.08
 
 
 # ---- training on tiny data ----------------------------------------------------------------
@@ -188,7 +212,8 @@ def test_train_router_on_tiny_data_writes_a_loadable_folder(tmp_path):
         rows.append(Example(key, "gsm8k", text, label_from_outcomes(correct),
                             "outcome:gsm8k", Outcome("gsm8k", correct)))
         i += 1
-    cfg = RouterTrainConfig(out_dir=tmp_path / "router", max_length=16, threads=1)
+    cfg = RouterTrainConfig(out_dir=tmp_path / "router", max_length=16, threads=1,
+                            finetune_layers=0)
     result = train_router(cfg, progress=lambda _m: None, examples=rows)
     assert result.rows["dev"] >= 12
     loaded = SuccessRouter.load(tmp_path / "router")

