@@ -32,7 +32,7 @@ def test_non_streamed_chat_completion(client, settings):
     assert completion.model == headers["x-pickspin-model"]
     assert headers["x-pickspin-model"] in {m.name for m in settings.models}
     assert headers["x-pickspin-complexity"] == "low"
-    assert headers["x-pickspin-router"] == "keyword"
+    assert headers["x-pickspin-router"] == settings.routing.mode.value
     assert headers["x-pickspin-fallback"] == "none"
     assert float(headers["x-pickspin-decision-ms"]) > 0
 
