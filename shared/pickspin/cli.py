@@ -79,14 +79,16 @@ def _status(args: argparse.Namespace) -> int:
               + (f"  (last exit: {r['last_exit']})" if r.get("last_exit") else ""))
     backends = services(state_dir)
     if backends:
-        print(f"\n{'service':<34}{'replicas':>9}{'ready':>6}{'restarts':>9}  last crash")
+        print(f"\n{'service':<34}{'runs':<10}{'replicas':>9}{'ready':>6}{'restarts':>9}"
+              "  last crash")
         for name, s in backends.items():
             crash = s.get("last_crash")
             said = "-"
             if isinstance(crash, dict):
                 ago = time.time() - float(crash.get("at") or 0)
                 said = f"{crash.get('description')} (pid {crash.get('pid')}, {ago:.0f} s ago)"
-            print(f"{name:<34}{s.get('replicas')!s:>9}{s.get('ready')!s:>6}"
+            runs = "emulated" if s.get("emulated", True) else "real"
+            print(f"{name:<34}{runs:<10}{s.get('replicas')!s:>9}{s.get('ready')!s:>6}"
                   f"{s.get('restarts')!s:>9}  {said}")
     return 0
 

@@ -214,6 +214,8 @@ class Service(_Model):
     max_replicas: int = Field(default=1, gt=0)
     priors: Priors
     emulation: Emulation | None = None
+    # -- set by the local run for a service it emulates (no model weights behind it)
+    emulated: bool = False
 
     @property
     def name(self) -> str:

@@ -69,3 +69,25 @@ def test_first_request_to_a_scaled_to_zero_llamacpp_backend(stack):
     pid = scaler(stack)[REAL]["pids"][0]
     assert b"llama_cpp.server" in Path(f"/proc/{pid}/cmdline").read_bytes()
     print(f"llama.cpp cold start held the request {waited:.2f} s; answered in {elapsed:.2f} s")
+
+
+def test_what_is_emulated_says_so_and_the_first_answer_is_the_real_models(stack, capsys):
+    client = OpenAI(base_url=stack.endpoint, api_key="unused", max_retries=0, timeout=120)
+    owners = {m.id: m.owned_by for m in client.models.list()}
+    assert owners["gemma-3-270m"] == "pickspin"  # the real llama.cpp server
+    assert owners["llama-3-70b"] == "pickspin-emulated"
+    raw = client.chat.completions.with_raw_response.create(
+        model="llama-3-70b", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
+    assert raw.headers["x-pickspin-emulated"] == "true"
+    from pickspin.local import first_request
+
+    assert first_request.main(["--state-dir", str(stack.state_dir)]) == 0
+    out = capsys.readouterr().out
+    first = out.split("answered by", 1)[1].splitlines()[0]
+    assert "gemma-3-270m on llamacpp (a real model)" in first
+    from pickspin.cli import main as cli
+
+    assert cli(["status", "--state-dir", str(stack.state_dir)]) == 0
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("gemma-3-270m-llamacpp", "llama-3-70b-vllm"))}
+    assert rows == {REAL: "real", WARM: "emulated"}

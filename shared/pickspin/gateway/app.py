@@ -135,6 +135,7 @@ class Gateway:
         self.cold = cold or ColdStarts(settings, self.metrics.pending)
         self.clock = clock
         self._models = {m.name for m in settings.models}
+        self._emulated = {s.name: s.emulated for s in settings.services}
         #: set by `drain`: new requests get 503 while those in flight finish
         self.draining = False
         self._active = 0
@@ -282,6 +283,7 @@ class Gateway:
             "x-pickspin-model": chosen.model,
             "x-pickspin-backend": chosen.backend,
             "x-pickspin-service": chosen.service,
+            "x-pickspin-emulated": "true" if self._emulated.get(chosen.service) else "false",
             "x-pickspin-complexity": pick.complexity,
             "x-pickspin-score": f"{chosen.breakdown.score:.4f}",
             "x-pickspin-score-breakdown": (
@@ -409,7 +411,11 @@ class Gateway:
         created = int(time.time())
         ids = [AUTO_MODEL, *(PROFILE_PREFIX + p for p in self.settings.profiles),
                *(m.name for m in self.settings.models)]
-        data = [{"id": i, "object": "model", "created": created, "owned_by": "pickspin"}
+        emulated = {m.name for m in self.settings.models
+                    if all(s.emulated for s in self.settings.services if s.model == m.name)}
+        # an emulated model says so where a client looks (no weights behind it: filler text)
+        data = [{"id": i, "object": "model", "created": created,
+                 "owned_by": "pickspin-emulated" if i in emulated else "pickspin"}
                 for i in ids]
         return Response(json.dumps({"object": "list", "data": data}),
                         mimetype="application/json")

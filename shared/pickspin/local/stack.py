@@ -209,6 +209,7 @@ def local_settings(settings: Settings, endpoints: dict[str, str],
         update: dict[str, object] = {}
         if s.emulation is not None:
             update["cold_start_seconds"] = s.emulation.cold_start_seconds
+        update["emulated"] = settings.backend(s.backend).kind not in real
         if settings.backend(s.backend).kind in real:
             update["concurrency"] = LOCAL_SERVER_CONCURRENCY
         services.append(s.model_copy(update=update))
@@ -419,4 +420,8 @@ def services(state_dir: Path) -> dict[str, dict[str, object]]:
                                                        timeout=2.0).json()
     except (httpx.HTTPError, ValueError):
         return {}
+    with contextlib.suppress(ConfigError, OSError):
+        emulated = {s.name: s.emulated for s in Settings.load(stack.config).services}  # type: ignore[union-attr]
+        for name, entry in data.items():
+            entry["emulated"] = emulated.get(name, True)
     return data
