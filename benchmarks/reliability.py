@@ -270,13 +270,23 @@ def load(tmp: Path, n: int, seconds: float) -> dict[str, object]:
         t0 = time.monotonic()
         asyncio.run(clients(url, n, seconds, tally, max_tokens=64))
         took = time.monotonic() - t0
-        time.sleep(5.0)
-        after = usage(state)
+        after = settled(state, url)
+        # the same load again: what a leak would show as growth from one run to the next
+        asyncio.run(clients(url, n, seconds / 4, Tally(), max_tokens=64))
+        again = settled(state, url)
     finally:
         down(state)
     return {"clients": n, "seconds": round(took, 1), "requests_per_s": round(
         (tally.ok + tally.failed_before_stream) / took, 1), **tally.to_json(),
-        "before": before, "after": after}
+        "before": before, "after": after, "after_second_run": again}
+
+
+def settled(state: Path, url: str) -> dict[str, int]:
+    """Usage once idle keep-alive connections had time to expire (httpx prunes them when
+    its pool is next used: a few requests do that)."""
+    time.sleep(10.0)
+    asyncio.run(clients(url, 2, 1.0, Tally()))
+    return usage(state)
 
 
 def main(argv: list[str] | None = None) -> int:
