@@ -8,6 +8,8 @@ young enough, so N replicas cost it one computation). The request waits for the 
 most `wait` seconds, then routes on what it has while the pull finishes. One pull at a time
 per replica, and at most one attempt per `max_age` when telemetry is down. Every replica
 therefore routes on telemetry at most `max_age` (plus telemetry's own cache age) old.
+When telemetry cannot be reached and the held snapshot is older than `stale_after`, the
+replica probes the backends itself (`probe`): health from now, the rest kept.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from pickspin.events import TelemetrySnapshot
 
 Pull = Callable[[], Awaitable[TelemetrySnapshot | None]]
+# the held snapshot (or None) → one whose health comes from probing the backends now
+Probe = Callable[[TelemetrySnapshot | None], Awaitable[TelemetrySnapshot | None]]
 
 log = logging.getLogger("pickspin.selector")
 
@@ -34,8 +38,12 @@ class LatestSnapshot:
     """
 
     def __init__(self, pull: Pull | None = None, max_age: float = 5.0, wait: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 probe: Probe | None = None, stale_after: float = 15.0) -> None:
         self.pull = pull
+        self.probe = probe
+        self.stale_after = stale_after
+        self.received_at = -math.inf  # when the held snapshot arrived (or was probed)
         self.max_age = max_age
         self.wait = wait
         self.clock = clock
@@ -54,7 +62,7 @@ class LatestSnapshot:
                 and not self.stale()):
             return False
         self.snapshot = snapshot  # one reference swap: readers see the old or the new
-        self._checked_at = self.clock()
+        self._checked_at = self.received_at = self.clock()
         return True
 
     def stale(self) -> bool:
@@ -73,6 +81,10 @@ class LatestSnapshot:
         try:
             snapshot = await pull()
             self.pulls += 1
+            if (snapshot is None and self.probe is not None
+                    and self.clock() - self.received_at > self.stale_after):
+                # telemetry is down and what is held is too old to trust: see for ourselves
+                snapshot = await self.probe(self.snapshot)
             if snapshot is not None:
                 self.offer(snapshot)
                 self._checked_at = self.clock()  # confirmed latest, even if not newer

@@ -140,3 +140,22 @@ async def test_telemetry_answers_a_request_from_its_cache_while_young_enough(sta
     bad = await post(fn, sdk_event("io.pickspin.telemetry.requested",
                                    {"max_age_seconds": -1}), "binary")
     assert bad.status == 400
+
+
+async def test_with_telemetry_down_a_stale_copy_gives_way_to_live_probes():
+    clock, telemetry = Clock(), Telemetry()
+    telemetry.fail = True
+    probed: list[object] = []
+
+    async def probe(held):
+        probed.append(held)
+        return snap(99.0)
+
+    latest = LatestSnapshot(telemetry, max_age=5, clock=clock, probe=probe, stale_after=15)
+    latest.offer(snap(0.5))
+    clock.now += 5.1  # stale, telemetry down, but the copy is still young enough to keep
+    assert (await latest.current()).generated_at == 0.5
+    assert probed == []
+    clock.now += 15.0  # now older than stale_after: the backends are probed instead
+    assert (await latest.current()).generated_at == 99.0
+    assert len(probed) == 1 and probed[0].generated_at == 0.5

@@ -23,15 +23,18 @@ from pickspin.events import (
     EventType,
     PromptClassified,
     RouteSelected,
+    ServiceStats,
     TelemetryRequested,
     TelemetrySnapshot,
     data_of,
     make_event,
 )
 from pickspin.function import EventFunction, EventHandler
+from pickspin.probes import BackendProber
 from pickspin.selection import select
 from pickspin.settings import Settings
 from pickspin.snapshots import LatestSnapshot
+from pickspin.telemetry import snapshot_of
 
 SOURCE = "/pickspin/selector"
 MAX_AGE_ENV = "PICKSPIN_SNAPSHOT_MAX_AGE"
@@ -43,6 +46,7 @@ class SelectorFunction(EventFunction):
     settings: Settings | None = None
     latest: LatestSnapshot | None = None
     client: EventClient | None = None
+    prober: BackendProber | None = None
 
     @property
     def snapshot(self) -> TelemetrySnapshot | None:
@@ -61,7 +65,20 @@ class SelectorFunction(EventFunction):
             async def pull() -> TelemetrySnapshot | None:
                 return await asyncio.to_thread(ask_telemetry, client, url, max_age)
 
-            self.latest = LatestSnapshot(pull, max_age=max_age)
+            self.prober = prober = BackendProber(settings)
+
+            async def probe(held: TelemetrySnapshot | None) -> TelemetrySnapshot | None:
+                probes = await asyncio.to_thread(prober.probe_all)
+                log.warning("telemetry unreachable and its last snapshot stale: routing on "
+                            "live health probes of the backends")
+                known = held.services if held else {}
+                stats = {s.name: known.get(s.name, ServiceStats()) for s in settings.services}
+                return snapshot_of(stats, probes, time.time(),
+                                   held.window_seconds if held else 0.0)
+
+            # a snapshot older than three max-ages is not trusted when telemetry is down
+            self.latest = LatestSnapshot(pull, max_age=max_age, probe=probe,
+                                         stale_after=3 * max_age)
             # after its own cold start, a fresh snapshot instead of choosing blind
             if (first := ask_telemetry(client, url, max_age)) is not None:
                 self.latest.offer(first)
@@ -100,6 +117,8 @@ class SelectorFunction(EventFunction):
         super().stop()
         if self.client is not None:
             self.client.close()
+        if self.prober is not None:
+            self.prober.close()
 
 
 def max_age_of(cfg: Mapping[str, str]) -> float:
