@@ -121,15 +121,16 @@ def test_idle_past_the_cooldown_scales_to_zero_but_keeps_the_warm_pool(spin):
     print(f"{LARGE} scaled to zero {idle:.1f} s after it was last seen busy")
 
 
-def test_substitute_profile_serves_warm_now_and_wakes_the_cold_one(spin):
+def test_substitute_profile_never_trades_a_cold_large_model_for_a_lower_tier(spin):
+    """`substitute` serves a warm model now only from the same or a higher tier (issue 8:
+    a selection that cannot make answers worse); here only smaller models are warm, so the
+    request waits for the large one, which wakes (the unit tests cover a same-tier swap)."""
     assert wait_for(lambda: cold_telemetry(spin), 10)
     raw = client(spin).chat.completions.with_raw_response.create(
         model="pickspin/quality-now", max_tokens=4, messages=[{"role": "user", "content": PROVE}])
     assert raw.parse().choices[0].message.content
-    assert raw.headers["x-pickspin-cold-action"] == "substitute"
-    assert raw.headers["x-pickspin-woken"] == LARGE
-    assert raw.headers["x-pickspin-cold-start"] == "false"
-    assert raw.headers["x-pickspin-service"] in (SMALL_A, SMALL_B)
+    assert raw.headers["x-pickspin-service"] == LARGE
+    assert raw.headers["x-pickspin-cold-action"] != "substitute"
     assert wait_for(lambda: replicas(spin)[LARGE]["ready"] >= 1, 20)
 
 
