@@ -46,6 +46,7 @@ def spin_values() -> dict:
     ps["profiles"]["quality-now"] = {
         "weights": dict(ps["profiles"]["quality"]["weights"]),
         "scaling": {**ps["profiles"]["quality"]["scaling"], "coldStart": "substitute"}}
+    ps["routing"]["tradeDown"]["quality-now"] = dict(ps["routing"]["tradeDown"]["quality"])
     return data
 
 
