@@ -169,6 +169,6 @@ async def _respond(send: Any, status: int, body: bytes,
     await raw({"type": "http.response.body", "body": body})
 
 
-def error_envelope(message: str, type_: str, code: str) -> dict[str, Any]:
+def error_envelope(message: str, type_: str, code: str | None) -> dict[str, Any]:
     """The OpenAI error envelope for an error that is not a `PickspinError`."""
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}

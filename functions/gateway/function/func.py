@@ -13,7 +13,8 @@ from flask import Flask
 from pickspin.errors import ConfigError
 from pickspin.eventauth import TOKEN_ENV
 from pickspin.gateway import accesslog
-from pickspin.gateway.app import Gateway, Wiring, create_app
+from pickspin.gateway.app import Gateway, Wiring
+from pickspin.gateway.routes import create_app
 from pickspin.httpfunction import FlaskFunction
 from pickspin.settings import Settings
 

@@ -1,9 +1,10 @@
-"""The gateway's Flask app: DESIGN.md's contract for `/v1/chat/completions`,
-`/v1/completions` and `/v1/models`, the `x-pickspin-*` headers and the metrics."""
+"""The gateway's request path: the OpenAI contract for `/v1/chat/completions`,
+`/v1/completions` and `/v1/models` — Pick (classifier and selector over CloudEvents), Spin
+(cold holds, substitutes), proxying with fallback, the `x-pickspin-*` headers, metrics and
+`inference.completed`. Its Flask app and the checks in front of it: `gateway/routes.py`."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import threading
@@ -14,8 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cloudevents.core.v1.event import CloudEvent
-from flask import Flask, Response, g, request, stream_with_context
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from flask import Response, request, stream_with_context
 
 from pickspin.cehttp import Emitter, EventClient
 from pickspin.errors import (
@@ -37,7 +37,6 @@ from pickspin.events import (
     data_of,
     make_event,
 )
-from pickspin.function import error_envelope
 from pickspin.gateway import accesslog
 from pickspin.gateway.coldstart import ColdStarts
 from pickspin.gateway.metrics import GatewayMetrics
@@ -442,76 +441,3 @@ def _usage_tokens(body: bytes) -> int:
         return int(usage.get("completion_tokens", 0))
     except (ValueError, AttributeError, TypeError):
         return 0
-
-
-def create_app(gateway: Gateway) -> Flask:
-    app = Flask("pickspin-gateway")
-
-    @app.after_request
-    def _log_errors(response: Response) -> Response:
-        """A line for a request answered with an error before any backend was tried (the
-        others get theirs when their answer ends)."""
-        error = g.get("pickspin_error")
-        if response.status_code >= 400 and request.path.startswith("/v1/"):
-            accesslog.request_line(
-                request_id=request.headers.get("x-request-id"), status=response.status_code,
-                outcome="rejected" if response.status_code < 500 else "error",
-                path=request.path, code=getattr(error, "code", None),
-                reason=getattr(error, "message", None), detail=getattr(error, "detail", None))
-        return response
-
-    @app.before_request
-    def _authenticate() -> Response | None:
-        keys = gateway.wiring.api_keys
-        if not keys or not request.path.startswith("/v1/"):
-            return None
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            body = {"error": {
-                "message": "You didn't provide an API key. You need to provide your API key "
-                           "in an Authorization header using Bearer auth (i.e. Authorization: "
-                           "Bearer YOUR_KEY).",
-                "type": "invalid_request_error", "param": None, "code": None}}
-        elif not any(hmac.compare_digest(key.strip().encode(), k.encode()) for k in keys):
-            shown = key[:3] + "*" * 4 + key[-2:] if len(key) > 8 else "*" * len(key)
-            body = error_envelope(f"Incorrect API key provided: {shown}.",
-                                  "invalid_request_error", "invalid_api_key")
-        else:
-            return None
-        return Response(json.dumps(body), status=401, mimetype="application/json")
-
-    @app.before_request
-    def _push_back_when_full() -> Response | None:
-        if request.method != "POST" or gateway.active < gateway.wiring.max_inflight:
-            return None
-        body = error_envelope(f"the gateway is answering {gateway.active} requests, its limit; "
-                              "retry shortly", "rate_limit_error", "too_many_requests")
-        return Response(json.dumps(body), status=429, mimetype="application/json",
-                        headers={"retry-after": "1"})
-
-    @app.before_request
-    def _refuse_while_draining() -> Response | None:
-        if not gateway.draining or request.path in ("/metrics", "/v1/models"):
-            return None
-        body = error_envelope("the gateway is shutting down; retry on another replica",
-                              "service_unavailable", "draining")
-        return Response(json.dumps(body), status=503, mimetype="application/json",
-                        headers={"retry-after": "1"})
-
-    @app.post("/v1/chat/completions")
-    def chat() -> Response:
-        return gateway.serve("chat")
-
-    @app.post("/v1/completions")
-    def completions() -> Response:
-        return gateway.serve("completion")
-
-    @app.get("/v1/models")
-    def models() -> Response:
-        return gateway.models()
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(gateway.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
-
-    return app
