@@ -282,9 +282,10 @@ def load(tmp: Path, n: int, seconds: float) -> dict[str, object]:
 
 
 def settled(state: Path, url: str) -> dict[str, int]:
-    """Usage once idle keep-alive connections had time to expire (httpx prunes them when
-    its pool is next used: a few requests do that)."""
-    time.sleep(10.0)
+    """Usage once idle keep-alive connections had time to expire: the emulated servers keep
+    one 75 s (the local pool holds both ends meanwhile), httpx prunes its own when its pool
+    is next used (a few requests do that)."""
+    time.sleep(80.0)
     asyncio.run(clients(url, 2, 1.0, Tally()))
     return usage(state)
 
