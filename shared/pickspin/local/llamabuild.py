@@ -230,10 +230,10 @@ def ensure(cmake_args: str, log: Path, force: bool = False) -> Build:
         package = next(r for r in reqs if r.lower().startswith(PACKAGE))
         compile_portably(re.sub(r"\[.*?\]", "", package), cmake_args, log)
         pip_install(reqs)
-        build = installed_build()
-        if build is not None and build.directory:  # what it was built with, for next time
-            (Path(build.directory) / STAMP).write_text(json.dumps({"cmake_args": cmake_args}))
     build = installed_build()
+    if reason is not None and build is not None and build.directory:
+        # what it was built with, so a change of flags rebuilds it next time
+        (Path(build.directory) / STAMP).write_text(json.dumps({"cmake_args": cmake_args}))
     if build is None or not build.portable:
         raise RuntimeError("the installed llama_cpp " + (
             "does not import" if build is None
