@@ -52,7 +52,7 @@ def test_make_stage_copies_the_library_into_every_function(tmp_path: Path) -> No
     ("telemetry", "cloudevent")])
 def test_pickspin_up_serves_each_function_with_the_middleware_its_func_yaml_names(
         function: str, middleware: str) -> None:
-    from pickspin.local.stack import serve_command
+    from pickspin.local.plan import serve_command
 
     command = serve_command(REPO / "functions" / function)
     assert command.startswith(f"from func_python.{middleware} import serve;")

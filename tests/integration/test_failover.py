@@ -11,8 +11,9 @@ import yaml
 from openai import OpenAI
 
 from pickspin.emulator.launch import emulator_command
+from pickspin.local.plan import start_functions
 from pickspin.local.processes import Proc, free_port, spawn, stop
-from pickspin.local.stack import start_functions, wait_ready
+from pickspin.local.stack import wait_ready
 from pickspin.settings import Priors, Settings, StrategyName
 from tests.conftest import VALUES
 
