@@ -47,9 +47,10 @@ def constant_ttft_config(path: Path, ttft_ms: float) -> Path:
     return path
 
 
-def ttft(http: httpx.Client, url: str, body: dict) -> tuple[float, httpx.Headers]:
+def ttft(http: httpx.Client, url: str, body: dict,
+         headers: dict[str, str] | None = None) -> tuple[float, httpx.Headers]:
     start = time.perf_counter()
-    with http.stream("POST", url, json=body) as reply:
+    with http.stream("POST", url, json=body, headers=headers) as reply:
         reply.raise_for_status()
         first = None
         for chunk in reply.iter_raw():
@@ -64,7 +65,8 @@ def quantile(values: list[float], q: float) -> float:
     return nearest_rank(sorted(values), q)
 
 
-def run(endpoint: str, endpoints: dict[str, str], n: int, concurrency: int) -> dict:
+def run(endpoint: str, endpoints: dict[str, str], n: int, concurrency: int,
+        router: str = "keyword") -> dict:
     pairs: list[tuple[float, float]] = []
     lock = threading.Lock()
     http = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=concurrency * 2 + 4))
@@ -78,7 +80,8 @@ def run(endpoint: str, endpoints: dict[str, str], n: int, concurrency: int) -> d
                 return
             body = {"model": "pickspin/auto", "stream": True, "max_tokens": 2,
                     "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}]}
-            via, headers = ttft(http, endpoint + "/chat/completions", body)
+            via, headers = ttft(http, endpoint + "/chat/completions", body,
+                                {"x-pickspin-router": router})
             service = headers["x-pickspin-service"]
             direct, _ = ttft(http, endpoints[service] + "/v1/chat/completions",
                              {**body, "model": headers["x-pickspin-model"]})
@@ -107,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--ttft-ms", type=float, default=50.0, help="constant backend TTFT")
+    parser.add_argument("--router", default="keyword",
+                        help="x-pickspin-router of the gateway requests (keyword: the "
+                             "gateway's own cost, without the encoder's inference)")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "gateway_overhead.json")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pickspin-bench-") as tmp:
@@ -116,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             settings = Settings.load(stack.config)
             endpoints = {s.name: s.endpoint for s in settings.services}
-            warm = run(stack.endpoint, endpoints, 50, 4)  # connections, caches, telemetry
+            warm = run(stack.endpoint, endpoints, 50, 4, args.router)  # connections, caches
             print(f"warm-up: {warm['requests']} pairs", file=sys.stderr)
             results = []
             for c in args.concurrency:
-                r = run(stack.endpoint, endpoints, args.requests, c)
+                r = run(stack.endpoint, endpoints, args.requests, c, args.router)
                 results.append(r)
                 o, g, d = r["overhead_ms"], r["gateway_ttft_ms"], r["direct_ttft_ms"]
                 print(f"concurrency {c:>3}: {r['requests']} pairs | TTFT gateway p50 "
