@@ -82,3 +82,15 @@ def test_a_reserved_port_is_free_for_its_process_again_and_again_but_no_one_else
             intruder.close()
     finally:
         held.close()
+
+
+def test_a_process_that_cannot_be_started_is_tried_again_not_fatal(tmp_path):
+    now = [0.0]
+    missing = Spec("gone", "function", [str(tmp_path / "no-such-program")])
+    sup = Supervisor([missing], tmp_path / "state.json", tmp_path / "logs", clock=lambda: now[0])
+    sup.start_all()  # does not raise
+    child = sup.children[0]
+    assert child.pid is None and child.restart_at == 0.2
+    now[0] = 0.3
+    sup.tick()
+    assert child.pid is None and child.restart_at == 0.3 + 0.4  # backing off

@@ -90,12 +90,20 @@ class Supervisor:
         self.clock = clock
 
     def start(self, child: Child) -> None:
+        """Start the process; one that cannot even be started (its program or folder gone)
+        is tried again after its back-off, like one that died."""
         self.logs.mkdir(parents=True, exist_ok=True)
         spec = child.spec
-        with open(child.log, "ab") as log:
-            proc = subprocess.Popen(
-                spec.argv, env={**os.environ, **spec.env}, cwd=spec.cwd, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            with open(child.log, "ab") as log:
+                proc = subprocess.Popen(
+                    spec.argv, env={**os.environ, **spec.env}, cwd=spec.cwd, stdout=log,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            child.consecutive += 1
+            child.pid, child.restart_at = None, self.clock() + backoff(child.consecutive)
+            print(f"{spec.name} could not be started: {exc}; trying again", flush=True)
+            return
         child.pid, child.started, child.restart_at = proc.pid, self.clock(), None
 
     def start_all(self) -> None:
