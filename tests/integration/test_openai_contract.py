@@ -134,3 +134,14 @@ def test_gateway_metrics_use_the_contract_names(stack, client, gateway_url):
                  "pickspin_classification_seconds_bucket{"):
         assert name in text, name
     assert 'pickspin_pending_requests{service="deepseek-r1-tgi"} 0.0' in text
+
+
+@pytest.mark.parametrize("profile", ["quality", "balanced", "cost", "speed"])
+def test_each_answer_says_what_trading_down_gave_up_within_the_profiles_bound(client, settings,
+                                                                            profile):
+    headers, _ = ask(client, "Prove that the square root of 2 is irrational",
+                     model=f"pickspin/{profile}")
+    fields = dict(part.split("=") for part in headers["x-pickspin-trade-down"].split(";"))
+    bound = settings.routing.trade_down_for(profile).relevance
+    assert float(fields["bound"]) == pytest.approx(bound, abs=0.005)
+    assert 0.0 <= float(fields["relevance_gap"]) <= bound + 1e-6
