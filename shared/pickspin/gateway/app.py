@@ -37,6 +37,7 @@ from pickspin.events import (
     data_of,
     make_event,
 )
+from pickspin.function import error_envelope
 from pickspin.gateway import accesslog
 from pickspin.gateway.coldstart import ColdStarts
 from pickspin.gateway.metrics import GatewayMetrics
@@ -47,13 +48,11 @@ from pickspin.gateway.openai_request import (
     parse,
     read_body,
 )
-from pickspin.gateway.proxy import CONNECTION_LOST, BackendProxy, Upstream
+from pickspin.gateway.proxy import CONNECTION_LOST, UNREACHED, BackendProxy, Upstream
 from pickspin.replicas import LocalReplicas, ReplicaSource
 from pickspin.settings import COMPLEXITY_CLASSES, TIERS, RouterName, Settings
 
 SOURCE = "/pickspin/gateway"
-# how a candidate fails when nothing answers it at all (worth waiting for, not an error)
-UNREACHED = frozenset({"refused", "RemoteProtocolError", "ReadError", "WriteError"})
 PROFILE_PREFIX = "pickspin/"
 log = logging.getLogger("pickspin.gateway")
 
@@ -135,6 +134,8 @@ class Gateway:
         self.clock = clock
         self._models = {m.name for m in settings.models}
         self._emulated = {s.name: s.emulated for s in settings.services}
+        self._emulated_models = {m.name for m in settings.models if all(
+            s.emulated for s in settings.services if s.model == m.name)}
         #: set by `drain`: new requests get 503 while those in flight finish
         self.draining = False
         self._active = 0
@@ -410,11 +411,9 @@ class Gateway:
         created = int(time.time())
         ids = [AUTO_MODEL, *(PROFILE_PREFIX + p for p in self.settings.profiles),
                *(m.name for m in self.settings.models)]
-        emulated = {m.name for m in self.settings.models
-                    if all(s.emulated for s in self.settings.services if s.model == m.name)}
         # an emulated model says so where a client looks (no weights behind it: filler text)
         data = [{"id": i, "object": "model", "created": created,
-                 "owned_by": "pickspin-emulated" if i in emulated else "pickspin"}
+                 "owned_by": "pickspin-emulated" if i in self._emulated_models else "pickspin"}
                 for i in ids]
         return Response(json.dumps({"object": "list", "data": data}),
                         mimetype="application/json")
@@ -430,8 +429,7 @@ class Gateway:
 
 def stream_error(message: str) -> bytes:
     """An SSE event in the OpenAI error format: how a stream that cannot finish ends."""
-    payload = {"error": {"message": message, "type": "server_error", "param": None,
-                         "code": "stream_interrupted"}}
+    payload = error_envelope(message, "server_error", "stream_interrupted")
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 

@@ -18,6 +18,8 @@ PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
 STALE_CONNECTION = frozenset({"RemoteProtocolError", "ReadError", "WriteError"})
 # Failures a backend process dying mid-answer shows as (worth asking why it went away).
 CONNECTION_LOST = STALE_CONNECTION | {"empty-stream"}
+# Failures where no backend process answered at all (worth waiting for, not an error).
+UNREACHED = STALE_CONNECTION | {"refused"}
 # (service, reason, since wall-clock) → the reason to report (e.g. what crashed)
 Explain = Callable[[str, str, float], str]
 

@@ -83,8 +83,9 @@ class ServicePool:
         ready = [r for r in self.replicas if r.ready]
         if not ready:
             return None
-        turn = next(self._rr)
-        return min(ready, key=lambda r: (len(r.connections), (ready.index(r) - turn) % len(ready)))
+        turn = next(self._rr) % len(ready)
+        rotated = ready[turn:] + ready[:turn]
+        return min(rotated, key=lambda r: len(r.connections))  # min keeps the first of ties
 
     async def _hold(self) -> Replica | None:
         """Wait for a ready replica, up to `hold_seconds`, counted in `waiting`."""

@@ -233,9 +233,9 @@ def record_replicas(path: Path, entries: list[dict[str, object]]) -> None:
     tmp.replace(path)
 
 
-def orphans(path: Path) -> list[Proc]:
-    """Replicas a previous scaler recorded that still run: the same pid with its port in its
-    command line (so a reused pid is never taken for one)."""
+def orphans(path: Path) -> list[tuple[str, Proc]]:
+    """Replicas a previous scaler recorded that still run, with their service: the same pid
+    with its port in its command line (so a reused pid is never taken for one)."""
     try:
         entries = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -248,7 +248,8 @@ def orphans(path: Path) -> list[Proc]:
         except OSError:
             continue
         if str(port).encode() in cmdline:
-            found.append(Proc(f"{e['service']}-{port}", "replica", pid, port, None, None, ""))
+            found.append((str(e["service"]), Proc(f"{e['service']}-{port}", "replica", pid,
+                                                  port, None, None, "")))
     return found
 
 
@@ -263,9 +264,8 @@ async def run(settings: Settings, config: Path, prometheus: str, status_port: in
                           settings.backend(settings.service(name).backend).health_path, launch)
         for name in objects
     }
-    for orphan in orphans(state) if state is not None else []:
+    for service, orphan in orphans(state) if state is not None else []:
         # left running by a scaler that died: serve them again rather than cold-start
-        service = orphan.name.rsplit("-", 1)[0]
         if service in pools and orphan.port is not None:
             log.warning("adopting %s (pid %d), left running by a previous scaler",
                         orphan.name, orphan.pid)

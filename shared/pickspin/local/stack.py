@@ -50,7 +50,7 @@ from pickspin.local.prometheus import (
     write_targets,
 )
 from pickspin.local.scaler import orphans, real_kinds
-from pickspin.local.supervisor import Spec, read_state, write_plan
+from pickspin.local.supervisor import Spec, read_plan, read_state, write_plan
 from pickspin.policy import scaling_for
 from pickspin.settings import Settings
 
@@ -253,7 +253,7 @@ def down(state_dir: Path) -> list[str]:
         grace = sum(s.grace for s in _plan(state_dir)) + 5.0
         stop(stack.supervisor, grace)
         stopped.append("supervisor")
-    for proc in [*children, *orphans(state_dir / REPLICAS_FILE)]:
+    for proc in [*children, *(p for _, p in orphans(state_dir / REPLICAS_FILE))]:
         if proc.alive():
             stop(proc)
             if proc.kind == "replica":
@@ -263,8 +263,6 @@ def down(state_dir: Path) -> list[str]:
 
 
 def _plan(state_dir: Path) -> list[Spec]:
-    from pickspin.local.supervisor import read_plan
-
     with contextlib.suppress(OSError, ValueError, TypeError):
         return read_plan(state_dir / PLAN_FILE)
     return []
