@@ -8,12 +8,26 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Replace `path` with `text` at once (readers never see half a file). The file is the
+    owner's only (mkstemp's 0600): plans hold the run's token."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def free_port(host: str = "127.0.0.1") -> int:

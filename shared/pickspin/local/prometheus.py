@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ from pathlib import Path
 import yaml
 
 import pickspin
-from pickspin.local.processes import Proc, spawn
+from pickspin.local.processes import Proc, atomic_write, spawn
 
 REPO = Path(pickspin.__file__).resolve().parents[2]
 KEDA_CHART = REPO / "keda"
@@ -113,10 +111,10 @@ def write_config(folder: Path, *, scrape_interval: float = 1.0) -> Path:
     """Write `folder/prometheus.yml` and the rules it loads for this scrape interval (and
     create `targets/`); return the configuration's path."""
     (folder / TARGETS_DIR).mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / RULES_FILE, recording_rules(scrape_interval))
+    atomic_write(folder / RULES_FILE, recording_rules(scrape_interval))
     path = folder / CONFIG_FILE
     text = yaml.safe_dump(config(folder, scrape_interval=scrape_interval), sort_keys=False)
-    _atomic_write(path, text)
+    atomic_write(path, text)
     return path
 
 
@@ -130,7 +128,7 @@ def write_targets(folder: Path, name: str, targets: list[Target]) -> Path:
     """Replace `folder/targets/<name>.json` atomically (Prometheus never reads half a file)."""
     path = folder / TARGETS_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, json.dumps(target_groups(targets), indent=2) + "\n")
+    atomic_write(path, json.dumps(target_groups(targets), indent=2) + "\n")
     return path
 
 
@@ -164,14 +162,3 @@ def start_prometheus(folder: Path, port: int, log_dir: Path, *,
     argv = prometheus_command(folder, port, find_binary(which))
     return spawn("prometheus", "prometheus", argv, env={}, cwd=folder, log_dir=log_dir,
                  port=port, health=HEALTH_PATH)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -27,7 +27,7 @@ import httpx
 from pickspin.emulator.launch import emulator_command
 from pickspin.local import llamacpp
 from pickspin.local.pool import ServicePool
-from pickspin.local.processes import Proc, spawn, stop
+from pickspin.local.processes import Proc, atomic_write, spawn, stop
 from pickspin.local.prometheus import Target, write_targets
 from pickspin.local.scaledobjects import LocalScaledObject, Trigger, load
 from pickspin.policy import Decision, Observation, decide
@@ -228,9 +228,7 @@ def replica_entries(pools: dict[str, ServicePool]) -> list[dict[str, object]]:
 def record_replicas(path: Path, entries: list[dict[str, object]]) -> None:
     """Write the replica processes to `path`, so that `pickspin down` and a restarted
     scaler can find them even after this scaler died."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(entries))
 
 
 def orphans(path: Path) -> list[tuple[str, Proc]]:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pickspin.local.crash import Crash, diagnose, reap
-from pickspin.local.processes import Proc, pid_alive, stop
+from pickspin.local.processes import Proc, atomic_write, pid_alive, stop
 
 # back-off before the n-th consecutive restart: 0.2 s, 0.4 s, … capped at 10 s
 BACKOFF_FIRST, BACKOFF_MAX = 0.2, 10.0
@@ -155,9 +155,7 @@ class Supervisor:
 
     def write_state(self) -> None:
         data = {"supervisor": os.getpid(), "children": [c.to_json() for c in self.children]}
-        tmp = self.state.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.state)
+        atomic_write(self.state, json.dumps(data, indent=2))
 
     def run(self, stopping: threading.Event, every: float = 0.1) -> None:
         self.start_all()
@@ -176,9 +174,7 @@ def _as_proc(child: Child) -> Proc:
 
 def write_plan(path: Path, specs: Sequence[Spec]) -> None:
     """The plan, readable by its owner only (its envs hold the run's internal token)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(json.dumps([asdict(s) for s in specs], indent=2))
+    atomic_write(path, json.dumps([asdict(s) for s in specs], indent=2))
 
 
 def read_plan(path: Path) -> list[Spec]:
