@@ -217,10 +217,12 @@ def ensure(cmake_args: str, log: Path, force: bool = False) -> Build:
     reqs = requirements()
     version = pinned_version(reqs)
     reason: str | None = "--force" if force else None
+    build: Build | None = None
     if reason is None:
         if installed_version() == version:
             pip_install(reqs)  # what the build imports; the pin is met, so pip keeps the build
-            reason = build_reason(installed_build(), version, cmake_args=cmake_args)
+            build = installed_build()
+            reason = build_reason(build, version, cmake_args=cmake_args)
         else:
             reason = build_reason(None, version)
     if reason is None:
@@ -230,7 +232,7 @@ def ensure(cmake_args: str, log: Path, force: bool = False) -> Build:
         package = next(r for r in reqs if r.lower().startswith(PACKAGE))
         compile_portably(re.sub(r"\[.*?\]", "", package), cmake_args, log)
         pip_install(reqs)
-    build = installed_build()
+        build = installed_build()  # what the compile left (the kept one was read above)
     if reason is not None and build is not None and build.directory:
         # what it was built with, so a change of flags rebuilds it next time
         (Path(build.directory) / STAMP).write_text(json.dumps({"cmake_args": cmake_args}))
