@@ -172,10 +172,9 @@ class ServicePool:
     def last_crash(self) -> Crash | None:
         return self.crashes[-1] if self.crashes else None
 
-    def reap(self) -> list[Crash]:
+    def reap(self) -> None:
         """Find replicas that died: record how each ended and replace it, unless it was
         draining (a scale-down). Only looks at processes, so it is cheap to call often."""
-        found = []
         for replica in list(self.replicas):
             if replica.proc.alive():
                 continue
@@ -187,10 +186,8 @@ class ServicePool:
             crash = diagnose(replica.proc.pid, code, time.time(),
                              since=replica.started_wall)
             self.crashes.append(crash)
-            found.append(crash)
             self.restarts += 1
             self.start_replica().recovering = True
-        return found
 
     async def check(self) -> None:
         """Mark replicas ready when their health answers; replace ones that died."""
