@@ -18,6 +18,7 @@ from cloudevents.core.v1.event import CloudEvent
 from flask import Response, request, stream_with_context
 
 from pickspin.cehttp import Emitter, EventClient
+from pickspin.coldplan import cold_plan
 from pickspin.errors import (
     BackendFailed,
     InvalidRequest,
@@ -50,7 +51,7 @@ from pickspin.gateway.openai_request import (
 )
 from pickspin.gateway.proxy import CONNECTION_LOST, UNREACHED, BackendProxy, Upstream
 from pickspin.replicas import LocalReplicas, ReplicaSource
-from pickspin.settings import COMPLEXITY_CLASSES, TIERS, RouterName, Settings
+from pickspin.settings import COMPLEXITY_CLASSES, RouterName, Settings
 
 SOURCE = "/pickspin/gateway"
 PROFILE_PREFIX = "pickspin/"
@@ -314,28 +315,20 @@ class Gateway:
         return Response(body, status=upstream.status, headers=headers)
 
     def _spin(self, sel: RouteSelected) -> tuple[list[Candidate], ColdOutcome]:
-        """The order to try candidates in, when the best one is at zero replicas.
-
-        The profile decides: `hold` waits (bounded) for the cold backend; `substitute`
-        serves from the best warm candidate now and wakes the cold one meanwhile.
-        """
-        chosen, rest = sel.chosen, list(sel.runners_up)
-        if chosen.warm:
-            return [chosen, *rest], ColdOutcome()
-        scaling = self.settings.profile(sel.profile).scaling
-        # a substitute never answers worse: only a warm model of the same or a higher tier
-        floor = TIERS.index(self.settings.model(chosen.model).tier)
-        warm = [c for c in rest
-                if c.warm and TIERS.index(self.settings.model(c.model).tier) >= floor]
-        cold_rest = [c for c in rest if c not in warm]
-        if scaling.cold_start == "substitute" and warm:
-            self.cold.wake(chosen, scaling.max_cold_wait_seconds)
-            return [*warm, chosen, *cold_rest], ColdOutcome("substitute", chosen.service)
-        waited = self.cold.hold(chosen, scaling.max_cold_wait_seconds)
+        """The order to try candidates in, when the best one is at zero replicas: the
+        profile's plan (`pickspin.coldplan`), executed with real waits."""
+        plan = cold_plan(self.settings, sel.profile, sel.chosen, sel.runners_up)
+        chosen = plan.chosen
+        if plan.action == "none":
+            return list(plan.now), ColdOutcome()
+        if plan.action == "substitute":
+            self.cold.wake(chosen, plan.limit)
+            return list(plan.now), ColdOutcome("substitute", chosen.service)
+        waited = self.cold.hold(chosen, plan.limit)
         if waited is None:
-            return [*warm, *cold_rest, chosen], ColdOutcome("hold", chosen.service,
-                                                            timed_out=True)
-        return [chosen, *rest], ColdOutcome("hold", chosen.service, waited)
+            return list(plan.after_timeout), ColdOutcome("hold", chosen.service,
+                                                         timed_out=True)
+        return list(plan.now), ColdOutcome("hold", chosen.service, waited)
 
     def explain_lost(self, service: str, reason: str, since: float) -> str:
         """A lost connection to `service`: if one of its replicas crashed meanwhile, say so
