@@ -4,7 +4,8 @@ The classifier, selector and telemetry take CloudEvents on plain HTTP endpoints,
 forged `telemetry.snapshot` would steer every route. Each sender that holds the run's
 token (`PICKSPIN_INTERNAL_TOKEN`: a Secret in a cluster, a random value per `pickspin up`
 locally) adds two extension attributes: `pickspinsigtime` (its clock, seconds) and
-`pickspinsig`, an HMAC-SHA256 over the event's id, type, source, that time and its data.
+`pickspinsig`, an HMAC-SHA256 over the event's id, type, source, that time and its data
+(and its `pickspinreplyto` sink, when it names one).
 Extensions travel through a Knative Broker unchanged, so the proof survives the Trigger
 path as well as direct calls; the token itself never leaves the sender. A receiver with
 the token refuses (401) an event without a valid signature or signed more than `MAX_SKEW`
@@ -31,6 +32,7 @@ from pickspin.errors import Unauthorized
 
 TOKEN_ENV = "PICKSPIN_INTERNAL_TOKEN"
 SIGNATURE, SIGNED_AT = "pickspinsig", "pickspinsigtime"
+REPLY_TO = "pickspinreplyto"  # pickspin.replyto's extension, covered by the signature
 MAX_SKEW = 300.0
 
 log = logging.getLogger("pickspin.auth")
@@ -56,9 +58,13 @@ class Signer:
 
     def _mac(self, event: CloudEvent, signed_at: str) -> str:
         assert self.token is not None
-        message = b"\n".join([str(event.get_id()).encode(), str(event.get_type()).encode(),
-                              str(event.get_source()).encode(), signed_at.encode(),
-                              hashlib.sha256(_canonical_data(event.get_data())).digest()])
+        parts = [str(event.get_id()).encode(), str(event.get_type()).encode(),
+                 str(event.get_source()).encode(), signed_at.encode(),
+                 hashlib.sha256(_canonical_data(event.get_data())).digest()]
+        # the broker path's return address is signed too (absent: the message is unchanged)
+        if (sink := event.get_attributes().get(REPLY_TO)) is not None:
+            parts.append(f"{REPLY_TO}={sink}".encode())
+        message = b"\n".join(parts)
         return hmac.new(self.token.encode(), message, hashlib.sha256).hexdigest()
 
     def sign(self, event: CloudEvent) -> CloudEvent:

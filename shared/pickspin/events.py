@@ -31,6 +31,8 @@ class EventType(StrEnum):
     PROMPT_CLASSIFIED = "io.pickspin.prompt.classified"
     ROUTE_SELECTED = "io.pickspin.route.selected"
     INFERENCE_COMPLETED = "io.pickspin.inference.completed"
+    # The broker path's answer, sent to the sink the producer named (`pickspin.replyto`).
+    PROMPT_ANSWERED = "io.pickspin.prompt.answered"
     TELEMETRY_SNAPSHOT = "io.pickspin.telemetry.snapshot"
     # A selector replica asking telemetry for its latest snapshot (reply: telemetry.snapshot).
     TELEMETRY_REQUESTED = "io.pickspin.telemetry.requested"
@@ -52,10 +54,23 @@ class RouteRequest(_Data):
     exclude: tuple[str, ...] = Field(default=(), description="services not to choose")
 
 
+class Ask(_Data):
+    """The broker path: what the responder asks the chosen backend (one user message, not
+    streamed), carried from `prompt.received` through `prompt.classified` and
+    `route.selected` because each hop's reply is a new event."""
+
+    prompt: str
+    max_tokens: int | None = Field(default=None, ge=1, le=65536)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
 class PromptReceived(_Data):
     request_id: str
     prompt: str
     route: RouteRequest = Field(default_factory=RouteRequest)
+    # the broker path only: generation settings for the answer (the gateway path ignores them)
+    max_tokens: int | None = Field(default=None, ge=1, le=65536)
+    temperature: float | None = Field(default=None, ge=0, le=2)
 
 
 class PromptClassified(_Data):
@@ -69,6 +84,8 @@ class PromptClassified(_Data):
     # calibrated P(the tier's model answers well) per tier (small, medium, large); empty when
     # the router has no such estimate (keyword rules)
     success: dict[str, float] = Field(default_factory=dict)
+    # the broker path only (a `pickspinreplyto` sink was named): what to ask the backend
+    ask: Ask | None = None
 
 
 class ScoreBreakdown(_Data):
@@ -102,6 +119,8 @@ class RouteSelected(_Data):
     chosen: Candidate
     runners_up: tuple[Candidate, ...] = ()
     elapsed_ms: float = 0.0
+    # the broker path only: what the responder asks the chosen backend
+    ask: Ask | None = None
 
 
 class InferenceCompleted(_Data):
@@ -116,6 +135,41 @@ class InferenceCompleted(_Data):
     cold_start: bool = False
     fallback: tuple[str, ...] = ()
     finished_at: float = Field(description="unix time when the response ended")
+
+
+class Usage(_Data):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class AnswerError(_Data):
+    """Why a broker-path prompt got no answer, in the OpenAI error envelope's terms."""
+
+    message: str
+    type: str
+    code: str | None = None
+    status: int | None = Field(default=None, description="the backend's HTTP status, if any")
+
+
+class PromptAnswered(_Data):
+    """The broker path's answer to one `prompt.received`, sent to the producer's sink."""
+
+    request_id: str = Field(description="the request_id of the prompt.received it answers")
+    outcome: Literal["success", "error"]
+    text: str | None = Field(default=None, description="the completion (outcome success)")
+    finish_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    error: AnswerError | None = None
+    service: str
+    model: str
+    backend: str
+    profile: str
+    complexity: str
+    router: str
+    score: float
+    fallback: tuple[str, ...] = ()
+    latency_seconds: float
+    finished_at: float = Field(description="unix time when the answer was complete")
 
 
 class ServiceStats(_Data):
@@ -161,6 +215,7 @@ DATA_MODELS: dict[EventType, type[_Data]] = {
     EventType.PROMPT_CLASSIFIED: PromptClassified,
     EventType.ROUTE_SELECTED: RouteSelected,
     EventType.INFERENCE_COMPLETED: InferenceCompleted,
+    EventType.PROMPT_ANSWERED: PromptAnswered,
     EventType.TELEMETRY_SNAPSHOT: TelemetrySnapshot,
     EventType.TELEMETRY_REQUESTED: TelemetryRequested,
 }

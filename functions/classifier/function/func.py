@@ -2,7 +2,8 @@
 
 A func-python CloudEvent function (`invoke: cloudevent`): the middleware decodes the event,
 `handle` (from `pickspin.function.EventFunction`) calls `classify`, and the reply goes back
-through the sender the middleware gives it.
+through the sender the middleware gives it. A prompt from the Broker that names a sink
+(`pickspinreplyto`) keeps it, and its prompt, on the reply (`pickspin.replyto`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,16 @@ from collections.abc import Mapping
 from cloudevents.core.v1.event import CloudEvent
 
 from pickspin.errors import InvalidRequest
-from pickspin.events import EventType, PromptClassified, PromptReceived, data_of, make_event
+from pickspin.events import (
+    Ask,
+    EventType,
+    PromptClassified,
+    PromptReceived,
+    data_of,
+    make_event,
+)
 from pickspin.function import EventFunction, EventHandler
+from pickspin.replyto import carry, check_sink, reply_to
 from pickspin.routers import RouterRegistry, build_registry
 from pickspin.settings import RouterName, Settings
 
@@ -34,6 +43,8 @@ class ClassifierFunction(EventFunction):
     async def classify(self, event: CloudEvent) -> CloudEvent:
         assert self.registry is not None
         received = data_of(event, PromptReceived)
+        if (sink := reply_to(event)) is not None:
+            check_sink(sink)  # a bad return address fails here (400), not after the answer
         name = received.route.router or self.default_router
         try:
             router = self.registry.get(name)
@@ -52,8 +63,12 @@ class ClassifierFunction(EventFunction):
             truncated=result.truncated,
             route=received.route,
             success=dict(result.success),
+            # the broker path (a sink named): the prompt goes on to the responder
+            ask=None if sink is None else Ask(
+                prompt=received.prompt, max_tokens=received.max_tokens,
+                temperature=received.temperature),
         )
-        return make_event(EventType.PROMPT_CLASSIFIED, classified, SOURCE)
+        return carry(event, make_event(EventType.PROMPT_CLASSIFIED, classified, SOURCE))
 
     def ready(self) -> tuple[bool, str]:
         """Ready when the configured router loaded; other unavailable routers are named."""

@@ -31,6 +31,7 @@ from pickspin.events import (
 )
 from pickspin.function import EventFunction, EventHandler
 from pickspin.probes import BackendProber
+from pickspin.replyto import carry
 from pickspin.selection import select
 from pickspin.settings import Settings
 from pickspin.snapshots import LatestSnapshot
@@ -110,8 +111,9 @@ class SelectorFunction(EventFunction):
             chosen=decision.chosen,
             runners_up=decision.runners_up,
             elapsed_ms=(time.perf_counter() - start) * 1000,
+            ask=classified.ask,  # the broker path: on to the responder
         )
-        return make_event(EventType.ROUTE_SELECTED, selected, SOURCE)
+        return carry(event, make_event(EventType.ROUTE_SELECTED, selected, SOURCE))
 
     def stop(self) -> None:
         super().stop()
