@@ -1,0 +1,183 @@
+"""The broker path's last hop: answer a `route.selected` that carries a prompt and deliver
+the answer as `io.pickspin.prompt.answered` to the sink the producer named.
+
+    producer ──prompt.received + pickspinreplyto──▶ Broker ─Trigger─▶ classifier
+    Broker ◀─reply prompt.classified─ classifier;  Broker ─Trigger─▶ selector
+    Broker ◀─reply route.selected─ selector;       Broker ─Trigger─▶ responder
+    responder ──POST chat completion──▶ chosen backend (warm candidates first, fallback)
+    responder ──prompt.answered──▶ the producer's sink
+    Broker ◀─reply inference.completed─ responder  (─Trigger─▶ telemetry)
+
+What fails, and what the Broker then does (Knative retries 5xx, 404, 408, 409 and 429 and
+sends other failures straight to the dead-letter sink):
+- no or a malformed `pickspinreplyto`, no prompt carried, bad data: 400, dead letter;
+- no candidate backend answered at all: 502 (`BackendFailed`), retried, then dead letter;
+- the backend refused the prompt (4xx): an answer with `outcome: error` goes to the sink;
+- the sink unreachable or answering 5xx/404/408/409/429: 502, retried (the prompt is asked
+  again), then dead letter; any other refusal by the sink: 422, dead letter.
+
+The backends are called through the gateway's `BackendProxy` (same fallback and
+stale-connection rules); the broker path does not wait for a backend at zero replicas: warm
+candidates are tried first, in the selector's order, then cold ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from cloudevents.core.v1.event import CloudEvent
+
+from pickspin.cehttp import EventClient
+from pickspin.errors import InvalidEvent, PickspinError
+from pickspin.events import (
+    AnswerError,
+    Ask,
+    Candidate,
+    EventType,
+    InferenceCompleted,
+    PromptAnswered,
+    RouteSelected,
+    Usage,
+    data_of,
+    make_event,
+)
+from pickspin.gateway.proxy import BackendProxy, Upstream
+from pickspin.replyto import sink_of
+
+SOURCE = "/pickspin/responder"
+#: seconds a backend may take to answer one non-streamed completion
+DEFAULT_ANSWER_SECONDS = 120.0
+# what Knative's broker retries (knative/eventing pkg/kncloudevents/retries.go SelectiveRetry)
+RETRIED = frozenset({404, 408, 409, 429})
+log = logging.getLogger("pickspin.responder")
+
+
+class SinkFailed(PickspinError):
+    """The producer's sink could not take the answer now: the Broker retries the hop."""
+
+    status = 502
+    type = "upstream_error"
+    code = "sink_failed"
+
+
+class SinkRefused(PickspinError):
+    """The producer's sink refused the answer for good: the event goes to the dead letters."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "sink_refused"
+
+
+def warm_first(selected: RouteSelected) -> list[Candidate]:
+    """The candidates to try: warm ones in the selector's order, then the cold ones."""
+    every = [selected.chosen, *selected.runners_up]
+    return [c for c in every if c.warm] + [c for c in every if not c.warm]
+
+
+def chat_body(ask: Ask) -> dict[str, Any]:
+    """The OpenAI chat request for one prompt, not streamed (`model` is set per candidate)."""
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": ask.prompt}],
+                            "stream": False}
+    if ask.max_tokens is not None:
+        body["max_tokens"] = ask.max_tokens
+    if ask.temperature is not None:
+        body["temperature"] = ask.temperature
+    return body
+
+
+def read_answer(upstream: Upstream) -> tuple[str | None, str | None, Usage, AnswerError | None]:
+    """(text, finish_reason, usage, error) from a backend's non-streamed answer."""
+    try:
+        doc = json.loads(upstream.body)
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if upstream.status >= 400:
+        error = doc.get("error") if isinstance(doc, dict) else None
+        if not isinstance(error, dict):
+            error = {"message": upstream.body[:300].decode(errors="replace")}
+        return None, None, Usage(), AnswerError(
+            message=str(error.get("message") or f"the backend answered {upstream.status}"),
+            type=str(error.get("type") or "upstream_error"),
+            code=None if error.get("code") is None else str(error.get("code")),
+            status=upstream.status)
+    try:
+        choice = doc["choices"][0]
+        text = choice["message"]["content"]
+        if not isinstance(text, str):
+            raise TypeError("content is not text")
+        usage = doc.get("usage") or {}
+        counted = Usage(prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                        completion_tokens=int(usage.get("completion_tokens") or 0))
+        finish = choice.get("finish_reason")
+        return text, None if finish is None else str(finish), counted, None
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return None, None, Usage(), AnswerError(
+            message="the backend answered without a chat completion", type="upstream_error",
+            code="bad_backend_answer", status=upstream.status)
+
+
+class Responder:
+    """Answers broker-path `route.selected` events (blocking: run it off the event loop)."""
+
+    def __init__(self, *, proxy: BackendProxy | None = None, sinks: EventClient | None = None,
+                 token: str | None = None, answer_seconds: float = DEFAULT_ANSWER_SECONDS,
+                 clock: Callable[[], float] = time.perf_counter,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.proxy = proxy or BackendProxy(first_token_timeout=answer_seconds)
+        self.sinks = sinks or EventClient(timeout=10.0, token=token)
+        self.clock = clock
+        self.wall = wall
+
+    def answer(self, event: CloudEvent) -> CloudEvent:
+        """Ask the backend, deliver `prompt.answered` to the sink; reply `inference.completed`."""
+        sink = sink_of(event)  # 400 before any work when the return address is unusable
+        selected = data_of(event, RouteSelected)
+        if selected.ask is None:
+            raise InvalidEvent("this route.selected carries no prompt: the responder answers "
+                               "only prompts that entered through the Broker with a "
+                               "pickspinreplyto sink")
+        started = self.clock()
+        upstream = self.proxy.forward("chat", chat_body(selected.ask), warm_first(selected),
+                                      started)  # BackendFailed (502) when none answered
+        latency = self.clock() - started
+        text, finish, usage, error = read_answer(upstream)
+        chosen = upstream.candidate
+        answered = PromptAnswered(
+            request_id=selected.request_id, outcome="success" if error is None else "error",
+            text=text, finish_reason=finish, usage=usage, error=error,
+            service=chosen.service, model=chosen.model, backend=chosen.backend,
+            profile=selected.profile, complexity=selected.complexity, router=selected.router,
+            score=chosen.breakdown.score, fallback=tuple(upstream.fallback),
+            latency_seconds=latency, finished_at=self.wall())
+        self.deliver(sink, make_event(EventType.PROMPT_ANSWERED, answered, SOURCE,
+                                      subject=selected.request_id))
+        done = InferenceCompleted(
+            request_id=selected.request_id, service=chosen.service, model=chosen.model,
+            backend=chosen.backend, outcome=answered.outcome, latency_seconds=latency,
+            completion_tokens=usage.completion_tokens, fallback=answered.fallback,
+            finished_at=answered.finished_at)
+        return make_event(EventType.INFERENCE_COMPLETED, done, SOURCE)
+
+    def deliver(self, sink: str, answer: CloudEvent) -> None:
+        """POST the answer (signed) to the sink; map a failure to what the Broker should do."""
+        try:
+            status = self.sinks.send(sink, answer)
+        except httpx.HTTPError as exc:
+            log.warning("could not deliver the answer to %s: %s", sink, type(exc).__name__)
+            raise SinkFailed("the reply sink did not take the answer",
+                             detail=f"{sink}: {type(exc).__name__}: {exc}") from None
+        if 200 <= status < 300:
+            return
+        log.warning("the reply sink %s answered %d", sink, status)
+        if status >= 500 or status in RETRIED:
+            raise SinkFailed(f"the reply sink answered {status}", detail=sink)
+        raise SinkRefused(f"the reply sink refused the answer with {status}", detail=sink)
+
+    def close(self) -> None:
+        self.proxy.close()
+        self.sinks.close()
