@@ -26,8 +26,9 @@ KEDA v2.20 semantics (see ../shared/docs/REFERENCE.md, "KEDA ScaledObject"):
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -208,6 +209,34 @@ def decide(obs: Observation, params: ScalingParams) -> Decision:
     else:
         reason = Reason.HOLD
     return Decision(replicas, reason, active, recommendation=raw)
+
+
+@dataclass
+class PollMemory:
+    """What an executor of the policy remembers of one ScaledObject between polls: when it
+    was last active and its recent HPA recommendations (KEDA and the HPA keep the same)."""
+
+    last_active: float
+    recommendations: deque[tuple[float, int]] = field(default_factory=deque)
+
+
+def poll(memory: PollMemory, params: ScalingParams, demand: float, pending: float,
+         current: int, now: float) -> tuple[Observation, Decision]:
+    """One polling instant as KEDA runs it: forget recommendations older than the
+    stabilisation window, `decide`, and remember what the next poll needs. Used by the local
+    scaler on real processes and by the trace simulator in simulated time."""
+    window = params.stabilization_seconds
+    while memory.recommendations and now - memory.recommendations[0][0] > window:
+        memory.recommendations.popleft()
+    obs = Observation(demand=demand, pending=pending, current_replicas=current,
+                      idle_seconds=now - memory.last_active,
+                      recent_recommendations=tuple(r for _, r in memory.recommendations))
+    decision = decide(obs, params)
+    if decision.active:
+        memory.last_active = now
+    if decision.recommendation is not None:
+        memory.recommendations.append((now, decision.recommendation))
+    return obs, decision
 
 
 def target_concurrency(concurrency: int, utilization: float) -> float:

@@ -16,9 +16,8 @@ import json
 import logging
 import signal
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,7 +29,7 @@ from pickspin.local.pool import ServicePool
 from pickspin.local.processes import Proc, atomic_write, spawn, stop
 from pickspin.local.prometheus import Target, write_targets
 from pickspin.local.scaledobjects import LocalScaledObject, Trigger, load
-from pickspin.policy import Decision, Observation, decide
+from pickspin.policy import Decision, Observation, PollMemory, poll
 from pickspin.settings import BackendKind, Settings
 
 log = logging.getLogger("pickspin.scaler")
@@ -39,8 +38,7 @@ Query = Callable[[str], Awaitable[float | None]]
 
 @dataclass
 class History:
-    last_active: float
-    recommendations: deque[tuple[float, int]] = field(default_factory=deque)
+    memory: PollMemory
     last: tuple[Observation, Decision] | None = None
     failures: int = 0  # failed polls in a row (KEDA's fallback counts them)
 
@@ -52,7 +50,7 @@ class LocalScaler:
         self.pools = pools
         self.query = query
         self.clock = clock
-        self.history = {name: History(clock()) for name in objects}
+        self.history = {name: History(PollMemory(clock())) for name in objects}
 
     async def poll(self) -> None:
         for name, so in self.objects.items():
@@ -69,20 +67,7 @@ class LocalScaler:
                 await self._fall_back(name, so, pool, h.failures, exc)
                 continue
             h.failures = 0
-            now = self.clock()
-            window = so.params.stabilization_seconds
-            while h.recommendations and now - h.recommendations[0][0] > window:
-                h.recommendations.popleft()
-            obs = Observation(
-                demand=demand, pending=pending, current_replicas=pool.count,
-                idle_seconds=now - h.last_active,
-                recent_recommendations=tuple(r for _, r in h.recommendations),
-            )
-            decision = decide(obs, so.params)
-            if decision.active:
-                h.last_active = now
-            if decision.recommendation is not None:
-                h.recommendations.append((now, decision.recommendation))
+            obs, decision = poll(h.memory, so.params, demand, pending, pool.count, self.clock())
             if decision.replicas != pool.count:
                 log.info("%s: %d -> %d replicas (%s; demand %.2f, pending %.0f)", name,
                          pool.count, decision.replicas, decision.reason, demand, pending)
