@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-FUNCTIONS := gateway classifier selector telemetry
+FUNCTIONS := gateway classifier selector telemetry responder
 
 .PHONY: setup setup-llamacpp chart-test up down status test test-fast lint stage unstage schemas bench train
 

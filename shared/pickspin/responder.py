@@ -135,8 +135,8 @@ class Responder:
 
     def answer(self, event: CloudEvent) -> CloudEvent:
         """Ask the backend, deliver `prompt.answered` to the sink; reply `inference.completed`."""
-        sink = sink_of(event)  # 400 before any work when the return address is unusable
         selected = data_of(event, RouteSelected)
+        sink = sink_of(event)  # 400 before any work when the return address is unusable
         if selected.ask is None:
             raise InvalidEvent("this route.selected carries no prompt: the responder answers "
                                "only prompts that entered through the Broker with a "

@@ -18,8 +18,8 @@ from pickspin.policy import scaling_for
 from pickspin.settings import Settings
 
 SETTINGS = Settings.load(VALUES)
-FUNCTIONS = ("gateway", "classifier", "selector", "telemetry")
-INTERNAL = ("classifier", "selector", "telemetry")
+FUNCTIONS = ("gateway", "classifier", "selector", "telemetry", "responder")
+INTERNAL = ("classifier", "selector", "telemetry", "responder")
 GIB = {"Gi": 1, "Ti": 1024}
 
 

@@ -13,7 +13,7 @@ from chart_helpers import REPO, VALUES, Render, of_kind, require_shared
 
 from pickspin.settings import Settings
 
-FUNCTIONS = ("gateway", "classifier", "selector", "telemetry")
+FUNCTIONS = ("gateway", "classifier", "selector", "telemetry", "responder")
 
 
 class NoTimestampLoader(yaml.SafeLoader):

@@ -24,7 +24,7 @@ import yaml
 from pickspin.local.processes import Proc, free_port, spawn, stop, wait_http
 from tests.conftest import REPO
 
-FUNCTIONS = ("gateway", "classifier", "selector", "telemetry")
+FUNCTIONS = ("gateway", "classifier", "selector", "telemetry", "responder")
 
 
 def func_yaml(name: str) -> dict[str, Any]:

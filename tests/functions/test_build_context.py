@@ -14,7 +14,8 @@ import pytest
 from tests.conftest import REPO
 
 
-@pytest.mark.parametrize("function", ["gateway", "classifier", "selector", "telemetry"])
+@pytest.mark.parametrize("function", ["gateway", "classifier", "selector", "telemetry",
+                                      "responder"])
 def test_a_staged_function_builds_a_wheel_with_the_library_inside(tmp_path: Path,
                                                                   function: str) -> None:
     folder = tmp_path / function
@@ -43,13 +44,13 @@ def test_make_stage_copies_the_library_into_every_function(tmp_path: Path) -> No
     shutil.copy(REPO / "Makefile", tree / "Makefile")
     subprocess.run(["make", "-s", "stage"], cwd=tree, check=True, timeout=60,
                    capture_output=True)
-    for function in ("gateway", "classifier", "selector", "telemetry"):
+    for function in ("gateway", "classifier", "selector", "telemetry", "responder"):
         assert (tree / "functions" / function / "pickspin" / "gateway" / "app.py").exists()
 
 
 @pytest.mark.parametrize(("function", "middleware"), [
     ("gateway", "http"), ("classifier", "cloudevent"), ("selector", "cloudevent"),
-    ("telemetry", "cloudevent")])
+    ("telemetry", "cloudevent"), ("responder", "cloudevent")])
 def test_pickspin_up_serves_each_function_with_the_middleware_its_func_yaml_names(
         function: str, middleware: str) -> None:
     from pickspin.local.plan import serve_command

@@ -72,7 +72,7 @@ def running(installed: Installed, tmp_path_factory: pytest.TempPathFactory
         # no internal token: the SDK's events go unsigned (signing: tests/integration/test_auth)
         local = {"PICKSPIN_CONFIG": str(config), "PICKSPIN_PROMETHEUS_URL": "",
                  "PICKSPIN_INTERNAL_TOKEN": ""}
-        for name in ("telemetry", "classifier", "selector", "gateway"):
+        for name in ("telemetry", "classifier", "selector", "responder", "gateway"):
             env = local_env(name, local)
             if name == "gateway":  # what the SinkBinding injects in a cluster
                 env["K_SINK"] = str(procs["telemetry"].url)
@@ -178,7 +178,7 @@ MALFORMED = {
 }
 
 
-@pytest.mark.parametrize("name", ["classifier", "selector", "telemetry"])
+@pytest.mark.parametrize("name", ["classifier", "selector", "telemetry", "responder"])
 @pytest.mark.parametrize("case", MALFORMED)
 def test_a_malformed_event_gets_400_from_the_middleware(running, name, case):
     headers, body = MALFORMED[case]
@@ -187,12 +187,13 @@ def test_a_malformed_event_gets_400_from_the_middleware(running, name, case):
     assert "expects CloudEvent" in answer.text
 
 
-@pytest.mark.parametrize("name", ["classifier", "selector", "telemetry"])
+@pytest.mark.parametrize("name", ["classifier", "selector", "telemetry", "responder"])
 @pytest.mark.parametrize("mode", MODES)
 def test_bad_event_data_gets_400_from_pickspin(running, name, mode):
     type_ = {"classifier": "io.pickspin.prompt.received",
              "selector": "io.pickspin.prompt.classified",
-             "telemetry": "io.pickspin.inference.completed"}[name]
+             "telemetry": "io.pickspin.inference.completed",
+             "responder": "io.pickspin.route.selected"}[name]
     answer = post_event(str(running[name].url), sdk_event(type_, {"nonsense": True}), mode)
     assert answer.status_code == 400
     error = answer.json()["error"]
