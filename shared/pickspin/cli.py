@@ -17,7 +17,8 @@ DELEGATED = {
     "classify": ("pickspin.semantic.commands:classify", "classify prompts (JSON out)"),
     "train": ("pickspin.semantic.commands:train", "train the complexity classifier"),
     "replay": ("pickspin.semantic.commands:replay", "offline routing-quality report"),
-    "simulate": ("pickspin.simulate:main", "simulate a workload against the policy"),
+    "simulate": ("pickspin.sim.command:main",
+                 "a request trace through Pick and Spin, against baselines"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Pick and Spin replayed on a request trace in simulated time (`pickspin simulate`)."""
