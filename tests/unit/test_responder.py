@@ -1,0 +1,178 @@
+"""The broker path's pieces without processes: the reply sink (validation, carried through
+hops, covered by the signature) and the responder's answer with in-memory HTTP for the
+backend and the sink."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+from cloudevents.core.v1.event import CloudEvent
+
+from pickspin.cehttp import EventClient
+from pickspin.errors import BackendFailed, InvalidEvent, Unauthorized
+from pickspin.eventauth import Signer
+from pickspin.events import (
+    Ask,
+    Candidate,
+    EventType,
+    RouteSelected,
+    ScoreBreakdown,
+    decode,
+    make_event,
+)
+from pickspin.gateway.proxy import BackendProxy
+from pickspin.replyto import carry, check_sink, sink_of
+from pickspin.responder import Responder, SinkFailed, SinkRefused, chat_body, warm_first
+
+SINK = "http://producer.example/answers"
+ASK = Ask(prompt="Hi?", max_tokens=5)
+
+
+@pytest.mark.parametrize("sink", [SINK, "https://a.example:8443/x?y=1"])
+def test_an_absolute_http_sink_is_accepted(sink: str) -> None:
+    assert check_sink(sink) == sink
+
+
+@pytest.mark.parametrize(("sink", "why"), [
+    (None, "no pickspinreplyto"), ("", "no pickspinreplyto"), ("/relative", "absolute"),
+    ("ftp://a.example/x", "absolute"), ("http://", "absolute"),
+    ("http://user:pw@a.example/", "credentials"), ("http://a.example:99999/", "not a URL"),
+    ("http://a.example/a b", "whitespace"), ("http://a.example/" + "x" * 3000, "longer")])
+def test_an_unusable_sink_is_a_400_naming_why(sink: str | None, why: str) -> None:
+    with pytest.raises(InvalidEvent, match=why):
+        check_sink(sink)
+
+
+def test_the_sink_is_carried_onto_a_reply_and_signed() -> None:
+    signer = Signer("s3cret")
+    incoming = make_event(EventType.PROMPT_RECEIVED, {"request_id": "r", "prompt": "p"}, "/p",
+                          pickspinreplyto=SINK)
+    reply = carry(incoming, make_event(EventType.PROMPT_CLASSIFIED, {"x": 1}, "/c"))
+    assert sink_of(reply) == SINK
+    signed = signer.sign(reply)
+    signer.verify(signed)
+    moved = CloudEvent({**signed.get_attributes(), "pickspinreplyto": "http://evil.example/"},
+                       signed.get_data())
+    with pytest.raises(Unauthorized, match="does not match"):
+        signer.verify(moved)
+    assert carry(make_event(EventType.PING, {}, "/t"), reply) is reply  # nothing to carry
+
+
+def candidate(service: str, warm: bool, endpoint: str = "http://backend") -> Candidate:
+    breakdown = ScoreBreakdown(relevance=1, latency=1, cost=1, latency_seconds=0.1,
+                               cost_per_query=0.0, score=0.9)
+    return Candidate(service=service, model="m", backend="vllm", endpoint=endpoint,
+                     breakdown=breakdown, warm=warm)
+
+
+def selected(ask: Ask | None = ASK,
+             sink: str | None = SINK) -> CloudEvent:
+    data = RouteSelected(request_id="req-1", profile="balanced", strategy="multi-objective",
+                         complexity="low", router="keyword", chosen=candidate("cold", False),
+                         runners_up=(candidate("warm", True),), ask=ask)
+    extensions = {} if sink is None else {"pickspinreplyto": sink}
+    return make_event(EventType.ROUTE_SELECTED, data, "/s", **extensions)
+
+
+def test_warm_candidates_are_tried_first_and_the_body_is_one_user_message() -> None:
+    data = RouteSelected.model_validate(selected().get_data())
+    assert [c.service for c in warm_first(data)] == ["warm", "cold"]
+    assert chat_body(Ask(prompt="Hi?", max_tokens=5, temperature=0.0)) == {
+        "messages": [{"role": "user", "content": "Hi?"}], "stream": False, "max_tokens": 5,
+        "temperature": 0.0}
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def responder(backend: Handler, sink: Handler) -> Responder:
+    proxy = BackendProxy(http=httpx.Client(transport=httpx.MockTransport(backend)))
+    sinks = EventClient(http=httpx.Client(transport=httpx.MockTransport(sink)), token="tok")
+    return Responder(proxy=proxy, sinks=sinks)
+
+
+COMPLETION = {"choices": [{"message": {"role": "assistant", "content": "Hello."},
+                           "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+
+
+def test_the_answer_goes_to_the_sink_signed_and_the_reply_is_inference_completed() -> None:
+    asked: list[dict] = []
+    delivered: list[CloudEvent] = []
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        asked.append(json.loads(request.content))
+        return httpx.Response(200, json=COMPLETION)
+
+    def sink(request: httpx.Request) -> httpx.Response:
+        assert str(request.url) == SINK
+        delivered.append(decode(dict(request.headers), request.content))
+        return httpx.Response(202)
+
+    reply = responder(backend, sink).answer(selected())
+    assert asked[0]["model"] == "m" and asked[0]["max_tokens"] == 5
+    [answer] = delivered
+    Signer("tok").verify(answer)
+    assert answer.get_type() == "io.pickspin.prompt.answered"
+    assert answer.get_attributes()["subject"] == "req-1"
+    data = answer.get_data()
+    assert (data["outcome"], data["text"], data["finish_reason"]) == ("success", "Hello.", "stop")
+    assert data["usage"] == {"prompt_tokens": 3, "completion_tokens": 2}
+    assert data["service"] == "warm" and data["request_id"] == "req-1"
+    assert reply.get_type() == "io.pickspin.inference.completed"
+    assert reply.get_data()["outcome"] == "success"
+    assert reply.get_data()["completion_tokens"] == 2
+
+
+def test_a_backend_refusal_is_an_error_answer_not_a_retry() -> None:
+    delivered: list[CloudEvent] = []
+    too_long = {"error": {"message": "prompt too long", "type": "invalid_request_error",
+                          "code": "context_length_exceeded"}}
+
+    def sink(request: httpx.Request) -> httpx.Response:
+        delivered.append(decode(dict(request.headers), request.content))
+        return httpx.Response(200)
+
+    reply = responder(lambda r: httpx.Response(400, json=too_long), sink).answer(selected())
+    data = delivered[0].get_data()
+    assert data["outcome"] == "error" and data["text"] is None
+    assert data["error"] == {"message": "prompt too long", "type": "invalid_request_error",
+                             "code": "context_length_exceeded", "status": 400}
+    assert reply.get_data()["outcome"] == "error"
+
+
+def test_no_backend_answering_is_a_502_the_broker_retries() -> None:
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(BackendFailed) as failed:
+        responder(refused, lambda r: httpx.Response(202)).answer(selected())
+    assert failed.value.status == 502
+
+
+@pytest.mark.parametrize(("status", "error"), [(503, SinkFailed), (429, SinkFailed),
+                                               (404, SinkFailed), (400, SinkRefused),
+                                               (403, SinkRefused)])
+def test_a_sink_failure_maps_to_what_knative_retries(status: int, error: type) -> None:
+    ok = responder(lambda r: httpx.Response(200, json=COMPLETION),
+                   lambda r: httpx.Response(status))
+    with pytest.raises(error) as raised:
+        ok.answer(selected())
+    assert raised.value.status == (502 if error is SinkFailed else 422)
+
+
+@pytest.mark.parametrize(("event", "why"), [
+    (selected(sink=None), "no pickspinreplyto"),
+    (selected(ask=None), "carries no prompt"),
+    (make_event(EventType.ROUTE_SELECTED, {"nonsense": 1}, "/s", pickspinreplyto=SINK),
+     "invalid data")])
+def test_what_cannot_be_answered_is_a_400_before_any_backend_call(event: CloudEvent,
+                                                                  why: str) -> None:
+    def never(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no call expected")
+
+    with pytest.raises(InvalidEvent, match=why):
+        responder(never, never).answer(event)
