@@ -13,8 +13,10 @@ sends other failures straight to the dead-letter sink):
 - no or a malformed `pickspinreplyto`, no prompt carried, bad data: 400, dead letter;
 - no candidate backend answered at all: 502 (`BackendFailed`), retried, then dead letter;
 - the backend refused the prompt (4xx): an answer with `outcome: error` goes to the sink;
-- the sink unreachable or answering 5xx/404/408/409/429: 502, retried (the prompt is asked
-  again), then dead letter; any other refusal by the sink: 422, dead letter.
+- the sink unreachable or answering 5xx/404/408/409/429: 502, retried, then dead letter;
+  the replica keeps the undelivered answer (`Undelivered`), so a redelivery it receives
+  sends that answer again instead of asking the backend again (another replica asks anew);
+  any other refusal by the sink: 422, dead letter.
 
 The backends are called through the gateway's `BackendProxy` (same fallback and
 stale-connection rules); the broker path does not wait for a backend at zero replicas: warm
@@ -25,7 +27,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +75,43 @@ class SinkRefused(PickspinError):
     status = 422
     type = "invalid_request_error"
     code = "sink_refused"
+
+
+class Undelivered:
+    """Answers whose sink failed, by the id of the event they answer, for a while: the
+    Broker redelivers the same event (same source and id), which then needs no new answer.
+    Bounded in count and age; per replica."""
+
+    def __init__(self, capacity: int = 256, max_age: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity, self.max_age, self.clock = capacity, max_age, clock
+        self._kept: OrderedDict[tuple[str, str], tuple[float, CloudEvent, CloudEvent]] = (
+            OrderedDict())
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(event: CloudEvent) -> tuple[str, str]:
+        return str(event.get_source()), str(event.get_id())
+
+    def keep(self, event: CloudEvent, answer: CloudEvent, reply: CloudEvent) -> None:
+        with self._lock:
+            self._kept[self.key(event)] = (self.clock(), answer, reply)
+            self._kept.move_to_end(self.key(event))
+            while len(self._kept) > self.capacity:
+                self._kept.popitem(last=False)
+
+    def take(self, event: CloudEvent) -> tuple[CloudEvent, CloudEvent] | None:
+        """The kept (answer, reply) for this event, if fresh; it stays kept until delivered."""
+        with self._lock:
+            kept = self._kept.get(self.key(event))
+            if kept is None or self.clock() - kept[0] > self.max_age:
+                self._kept.pop(self.key(event), None)
+                return None
+            return kept[1], kept[2]
+
+    def delivered(self, event: CloudEvent) -> None:
+        with self._lock:
+            self._kept.pop(self.key(event), None)
 
 
 def warm_first(selected: RouteSelected) -> list[Candidate]:
@@ -127,16 +168,22 @@ class Responder:
     def __init__(self, *, proxy: BackendProxy | None = None, sinks: EventClient | None = None,
                  token: str | None = None, answer_seconds: float = DEFAULT_ANSWER_SECONDS,
                  clock: Callable[[], float] = time.perf_counter,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 undelivered: Undelivered | None = None) -> None:
         self.proxy = proxy or BackendProxy(first_token_timeout=answer_seconds)
         self.sinks = sinks or EventClient(timeout=10.0, token=token)
         self.clock = clock
         self.wall = wall
+        self.undelivered = undelivered or Undelivered()
 
     def answer(self, event: CloudEvent) -> CloudEvent:
         """Ask the backend, deliver `prompt.answered` to the sink; reply `inference.completed`."""
         selected = data_of(event, RouteSelected)
         sink = sink_of(event)  # 400 before any work when the return address is unusable
+        if (kept := self.undelivered.take(event)) is not None:  # a redelivery: answered
+            self.deliver(sink, kept[0])
+            self.undelivered.delivered(event)
+            return kept[1]
         if selected.ask is None:
             raise InvalidEvent("this route.selected carries no prompt: the responder answers "
                                "only prompts that entered through the Broker with a "
@@ -154,14 +201,20 @@ class Responder:
             profile=selected.profile, complexity=selected.complexity, router=selected.router,
             score=chosen.breakdown.score, fallback=tuple(upstream.fallback),
             latency_seconds=latency, finished_at=self.wall())
-        self.deliver(sink, make_event(EventType.PROMPT_ANSWERED, answered, SOURCE,
-                                      subject=selected.request_id))
+        answer = make_event(EventType.PROMPT_ANSWERED, answered, SOURCE,
+                            subject=selected.request_id)
         done = InferenceCompleted(
             request_id=selected.request_id, service=chosen.service, model=chosen.model,
             backend=chosen.backend, outcome=answered.outcome, latency_seconds=latency,
             completion_tokens=usage.completion_tokens, fallback=answered.fallback,
             finished_at=answered.finished_at)
-        return make_event(EventType.INFERENCE_COMPLETED, done, SOURCE)
+        reply = make_event(EventType.INFERENCE_COMPLETED, done, SOURCE)
+        try:
+            self.deliver(sink, answer)
+        except SinkFailed:
+            self.undelivered.keep(event, answer, reply)  # for the Broker's redelivery
+            raise
+        return reply
 
     def deliver(self, sink: str, answer: CloudEvent) -> None:
         """POST the answer (signed) to the sink; map a failure to what the Broker should do."""

@@ -25,7 +25,14 @@ from pickspin.events import (
 )
 from pickspin.gateway.proxy import BackendProxy
 from pickspin.replyto import carry, check_sink, sink_of
-from pickspin.responder import Responder, SinkFailed, SinkRefused, chat_body, warm_first
+from pickspin.responder import (
+    Responder,
+    SinkFailed,
+    SinkRefused,
+    Undelivered,
+    chat_body,
+    warm_first,
+)
 
 SINK = "http://producer.example/answers"
 ASK = Ask(prompt="Hi?", max_tokens=5)
@@ -176,3 +183,38 @@ def test_what_cannot_be_answered_is_a_400_before_any_backend_call(event: CloudEv
 
     with pytest.raises(InvalidEvent, match=why):
         responder(never, never).answer(event)
+
+
+def test_a_redelivery_after_a_sink_failure_resends_the_kept_answer() -> None:
+    asked: list[httpx.Request] = []
+    statuses = [503, 202]
+    delivered: list[CloudEvent] = []
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return httpx.Response(200, json=COMPLETION)
+
+    def sink(request: httpx.Request) -> httpx.Response:
+        delivered.append(decode(dict(request.headers), request.content))
+        return httpx.Response(statuses.pop(0))
+
+    answering = responder(backend, sink)
+    event = selected()
+    with pytest.raises(SinkFailed):
+        answering.answer(event)
+    reply = answering.answer(event)  # the Broker's redelivery of the same event
+    assert len(asked) == 1  # the backend answered once
+    assert [e.get_id() for e in delivered] == [delivered[0].get_id()] * 2
+    assert reply.get_type() == "io.pickspin.inference.completed"
+    assert answering.undelivered.take(event) is None  # delivered: no longer kept
+
+
+def test_kept_answers_are_bounded_in_count_and_age() -> None:
+    now = [0.0]
+    kept = Undelivered(capacity=2, max_age=10.0, clock=lambda: now[0])
+    events = [make_event(EventType.PING, {}, "/t") for _ in range(3)]
+    for e in events:
+        kept.keep(e, e, e)
+    assert kept.take(events[0]) is None and kept.take(events[2]) is not None
+    now[0] = 11.0
+    assert kept.take(events[2]) is None
