@@ -82,6 +82,14 @@ def make_trace(a: argparse.Namespace, keys: list[str]) -> tuple[Trace, dict[str,
     return generate(spec, keys), described
 
 
+def as_local(settings: Settings) -> Settings:
+    """The settings `pickspin up` runs with: every service emulated, with the emulated cold
+    start (a values file written by `pickspin up` already is)."""
+    from pickspin.local.plan import local_settings
+
+    return local_settings(settings, {s.name: s.endpoint for s in settings.services})
+
+
 # workers inherit these through fork (the rows are large; pickling them per task is slow)
 _SHARED: dict[str, Any] = {}
 
@@ -124,12 +132,12 @@ def run_all(settings: Settings, configs: Sequence[Config], trace: Trace,
 
 def main(argv: list[str]) -> int:
     from pickspin.sim.configs import configurations
-    from pickspin.sim.report import write_report
-    from pickspin.sim.summary import figures, targets
 
     a = parser().parse_args(argv)
     try:
         settings = Settings.load(a.config)
+        if a.env == "local":
+            settings = as_local(settings)
         env = CLUSTER if a.env == "cluster" else LOCAL
         env = Environment(**{**env.__dict__, "tokens": a.tokens,
                              "sample_seconds": max(env.sample_seconds, a.hours * 3600 / 1500)})
@@ -149,13 +157,26 @@ def main(argv: list[str]) -> int:
     except (ValueError, KeyError, FileNotFoundError) as exc:
         print(f"pickspin simulate: {exc}", file=sys.stderr)
         return 2
+    report(settings, configs, sizing, trace, rows, env, described, a.seed, a.jobs,
+           a.slo_ttft, a.out)
+    return 0
+
+
+def report(settings: Settings, configs: Sequence[Config], sizing: dict[str, Any],
+           trace: Trace, rows: dict[str, PromptRow], env: Environment,
+           described: dict[str, Any], seed: int, jobs: int, slo_ttft: float, out: Path
+           ) -> list[Any]:
+    """Run every configuration, write the report, print the headline; the figures back."""
+    from pickspin.sim.report import write_report
+    from pickspin.sim.summary import figures, targets
+
     start = time.perf_counter()
-    results = run_all(settings, configs, trace, rows, env, a.seed, a.jobs)
+    results = run_all(settings, configs, trace, rows, env, seed, jobs)
     seconds = time.perf_counter() - start
-    rows_out = [figures(r, settings, a.slo_ttft) for r in results]
+    rows_out = [figures(r, settings, slo_ttft) for r in results]
     checks = targets({f.name: f for f in rows_out}, settings.default_profile)
-    path = write_report(a.out, settings, trace, described, env, results, rows_out, checks,
-                        sizing, a.slo_ttft, seconds)
+    path = write_report(out, settings, trace, described, env, results, rows_out, checks,
+                        sizing, slo_ttft, seconds)
     for f in rows_out:
         print(f"{f.name:26s} accuracy {100 * f.accuracy:5.1f} %  ${f.cost_per_query:.5f}/query"
               f"  TTFT p50 {f.ttft_p50:.2f} s p99 {f.ttft_p99:.2f} s  SLO "
@@ -164,4 +185,4 @@ def main(argv: list[str]) -> int:
         print(f"{'met ' if c.met else 'MISS'}  {c.target}: {c.measured}")
     print(f"simulated {len(configs)} configurations × {len(trace)} requests in "
           f"{seconds:.1f} s; report: {path}")
-    return 0
+    return rows_out
