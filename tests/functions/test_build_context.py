@@ -54,7 +54,8 @@ def test_make_stage_copies_the_library_into_every_function(tmp_path: Path) -> No
 def test_pickspin_up_serves_each_function_with_the_middleware_its_func_yaml_names(
         function: str, middleware: str) -> None:
     from pickspin.local.plan import serve_command
+    from pickspin.local.serve import invoke_of
 
-    command = serve_command(REPO / "functions" / function)
-    assert command.startswith(f"from func_python.{middleware} import serve;")
-    assert command.endswith("serve(function.new)")
+    folder = REPO / "functions" / function
+    assert serve_command(folder)[1:] == ["-m", "pickspin.local.serve", str(folder)]
+    assert invoke_of(folder) == middleware  # what pickspin.local.serve wraps `new` with

@@ -79,6 +79,20 @@ def test_a_killed_function_comes_back_on_its_port_and_status_counts_it(stack):
     assert ask(stack)
 
 
+def test_a_request_made_while_the_gateway_is_dead_waits_for_its_restart_not_refused(stack):
+    """The supervisor holds the gateway's entry socket: with the only replica dead, a new
+    connection still completes and its request is answered by the restarted one."""
+    victim = proc(stack, "gateway")
+    os.kill(victim.pid, signal.SIGKILL)
+    while pid_alive(victim.pid):
+        time.sleep(0.01)
+    client = OpenAI(base_url=stack.endpoint, api_key="unused", max_retries=0, timeout=30)
+    answer = client.chat.completions.create(
+        model="pickspin/auto", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
+    assert answer.choices[0].message.content
+    assert proc(stack, "gateway").pid != victim.pid
+
+
 def test_a_killed_scaler_comes_back_and_adopts_the_replicas_it_left(stack):
     before = services(stack.state_dir)[SERVICE]["pids"]
     victim = proc(stack, "scaler")

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from pickspin.local.processes import pid_alive, reserve_port
+from pickspin.local.processes import listen_socket, pid_alive, reserve_port
 from pickspin.local.supervisor import Spec, Supervisor, backoff, read_plan, read_state, write_plan
 
 
@@ -18,7 +18,8 @@ def test_backoff_doubles_from_a_fifth_of_a_second_up_to_ten():
 
 
 def test_the_plan_round_trips(tmp_path):
-    specs = [Spec("a", "function", ["x", "-y"], {"K": "v"}, "/tmp", 8080, "/health", 30.0)]
+    specs = [Spec("a", "function", ["x", "-y"], {"K": "v"}, "/tmp", 8080, "/health", 30.0),
+             Spec("b", "function", ["x"], pass_fds=(5, 6))]
     write_plan(tmp_path / "plan.json", specs)
     assert read_plan(tmp_path / "plan.json") == specs
 
@@ -94,3 +95,36 @@ def test_a_process_that_cannot_be_started_is_tried_again_not_fatal(tmp_path):
     now[0] = 0.3
     sup.tick()
     assert child.pid is None and child.restart_at == 0.3 + 0.4  # backing off
+
+
+# answers every connection with its pid, from the listening socket it inherited as fd argv[1]
+ACCEPTOR = ("import os, socket, sys\n"
+            "s = socket.socket(fileno=int(sys.argv[1]))\n"
+            "while True:\n"
+            "    c, _ = s.accept(); c.sendall(str(os.getpid()).encode()); c.close()\n")
+
+
+def test_children_serve_the_listening_socket_it_holds_and_it_is_let_go_on_stop(tmp_path):
+    entry = listen_socket(backlog=16)
+    address = entry.getsockname()
+    fd = entry.detach()  # the supervisor's now, as `up` hands it over
+    specs = [Spec(name, "function", [sys.executable, "-c", ACCEPTOR, str(fd)], pass_fds=(fd,))
+             for name in ("gateway", "gateway-2")]
+    sup = Supervisor(specs, tmp_path / "state.json", tmp_path / "logs")
+    sup.start_all()
+    try:
+        pids = {c.pid for c in sup.children}
+        answered = set()
+        for _ in range(500):  # both accept from the one socket
+            with socket.create_connection(address, timeout=10) as conn:
+                answered.add(int(conn.recv(64)))
+            if answered == pids:
+                break
+        assert answered == pids
+    finally:
+        sup.stop_all()
+    try:  # the last copy is gone with the children: the port refuses, holds nothing
+        socket.create_connection(address, timeout=5).close()
+        raise AssertionError("the entry port still accepted connections after stop_all")
+    except ConnectionRefusedError:
+        pass

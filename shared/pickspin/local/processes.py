@@ -50,6 +50,18 @@ def reserve_port(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+def listen_socket(backlog: int, host: str = "127.0.0.1") -> socket.socket:
+    """A listening socket that processes inherit and serve in turn (`pickspin.local.serve`):
+    while the one that holds it lives, connections to its port queue in its accept queue
+    (up to `backlog`, capped by `net.core.somaxconn`) until a process accepts them, so a
+    server's restart is a wait, not a refusal."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(backlog)
+    return sock
+
+
 @dataclass(frozen=True)
 class Proc:
     """A process `up` started: enough to find, probe and stop it later."""

@@ -23,16 +23,18 @@ import yaml
 
 from pickspin.errors import ConfigError
 from pickspin.local.plan import (
-    FUNCTIONS,
     REPO,
+    GatewayScale,
     backend_specs,
     choose,
+    function_processes,
     function_specs,
     local_settings,
     scaler_spec,
 )
 from pickspin.local.processes import (
     Proc,
+    listen_socket,
     pid_alive,
     python,
     reserve_port,
@@ -61,11 +63,13 @@ PLAN_FILE, SUPERVISOR_FILE, REPLICAS_FILE = "plan.json", "supervisor.json", "rep
 @dataclass(frozen=True)
 class Stack:
     """A running local stack: its supervisor and, as the supervisor last recorded them, the
-    processes it keeps (a restarted process shows its new pid)."""
+    processes it keeps (a restarted process shows its new pid). `entry` is the gateway's
+    port every replica serves (each also has one of its own, for health and metrics)."""
 
     state_dir: Path
     supervisor: Proc
     config: Path
+    entry: str | None = None
 
     @property
     def procs(self) -> tuple[Proc, ...]:
@@ -76,18 +80,22 @@ class Stack:
 
     @property
     def endpoint(self) -> str:
+        if self.entry:
+            return f"{self.entry}/v1"
         gateway = next(p for p in self.procs if p.name == "gateway")
         return f"{gateway.url}/v1"
 
     def save(self) -> None:
-        data = {"config": str(self.config), "supervisor": self.supervisor.to_json()}
+        data = {"config": str(self.config), "supervisor": self.supervisor.to_json(),
+                "entry": self.entry}
         (self.state_dir / STATE_FILE).write_text(json.dumps(data, indent=2))
 
     @classmethod
     def load(cls, state_dir: Path) -> Stack | None:
         try:
             data = json.loads((state_dir / STATE_FILE).read_text())
-            return cls(state_dir, Proc(**data["supervisor"]), Path(data["config"]))
+            return cls(state_dir, Proc(**data["supervisor"]), Path(data["config"]),
+                       data.get("entry"))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -111,20 +119,27 @@ def up(
     timeout: float = 90.0,
     log: bool = True,
     drain_seconds: float = 30.0,
+    gateways: int | None = None,
 ) -> Stack:
     """Start everything under a supervisor, wait until it is ready, and record it.
 
     With `scale` (the default) the local scaler owns the backends: it applies the keda
     chart's ScaledObjects, so only the warm pools run at first and the rest start on
     demand. Without it every service runs one replica for the whole session. Every port is
-    reserved before anything starts and held by the supervisor for the whole run. On
-    `down` the gateway drains first: requests in flight get up to `drain_seconds`.
+    reserved before anything starts and held by the supervisor for the whole run. The
+    gateway runs as many replicas as its Knative Service keeps warm (`minScale` in the
+    values; `gateways` overrides it), all accepting from one entry socket the supervisor
+    holds, so a replica's restart refuses no connection. On `down` the gateways drain
+    first: requests in flight get up to `drain_seconds`.
     """
     existing = Stack.load(state_dir)
     if existing and existing.supervisor.alive():
         raise RuntimeError(f"a stack is already running from {state_dir}; "
                            "run `pickspin down` first")
     chosen = choose(Settings.load(settings_path), services)
+    serving = GatewayScale.load(settings_path)
+    if gateways is not None:
+        serving = GatewayScale(max(1, gateways), serving.max_inflight)
     state_dir.mkdir(parents=True, exist_ok=True)
     logs = state_dir / "logs"
     held: list[socket.socket] = []
@@ -159,11 +174,15 @@ def up(
             gateway_env["PICKSPIN_REPLICAS_URL"] = str(scaler.url)  # to tell a crash from a drop
         else:
             specs += backend_specs(runtime, ports, config, prom_dir, real)
-        fn_ports = {f: port() for f in FUNCTIONS}
+        fn_ports = {name: port() for _, name in function_processes(serving)}
+        held.append(listen_socket(serving.backlog))
+        entry = f"http://127.0.0.1:{held[-1].getsockname()[1]}"
         specs += function_specs(config, fn_ports, tick_seconds, functions_dir, telemetry_env,
-                                gateway_env, drain_seconds, token=secrets.token_hex(32))
-        write_targets(prom_dir, "functions",
-                      [Target(f"127.0.0.1:{fn_ports['gateway']}", "/metrics", {"job": "gateway"})])
+                                gateway_env, drain_seconds, token=secrets.token_hex(32),
+                                scale=serving, entry_fd=held[-1].fileno())
+        write_targets(prom_dir, "functions",  # each replica, as a PodMonitor scrapes each pod
+                      [Target(f"127.0.0.1:{fn_ports[name]}", "/metrics", {"job": "gateway"})
+                       for name in serving.names])
         write_plan(state_dir / PLAN_FILE, specs)  # holds the run's token: owner-only
         (state_dir / SUPERVISOR_FILE).unlink(missing_ok=True)
         supervisor = spawn("supervisor", "supervisor",
@@ -174,7 +193,7 @@ def up(
     finally:
         for h in held:  # the supervisor holds its own copies
             h.close()
-    stack = Stack(state_dir, supervisor, config)
+    stack = Stack(state_dir, supervisor, config, entry)
     stack.save()
     try:
         _wait_started(stack, len(specs), timeout)

@@ -10,7 +10,11 @@ file is what `pickspin status` and `pickspin down` read.
 
 It also holds the port reservations `up` made (inherited file descriptors: bound, never
 listening, SO_REUSEADDR) for the whole run, so no other socket can take a process' port
-between two of its lives, and a restarted process gets the same one.
+between two of its lives, and a restarted process gets the same one. A listening socket a
+process serves by inheritance (`Spec.pass_fds`: the gateway's entry port, shared by its
+replicas) is held the same way, so connections wait in its queue while no replica runs; the
+supervisor lets go of it when it stops, so that once the last replica is gone the port
+refuses instead of holding connections nobody will answer.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class Spec:
     #: a signal that asks the process to drain and exit by itself within `grace` (then
     #: SIGTERM and SIGKILL as usual), e.g. "SIGUSR1" for the gateway
     drain_signal: str | None = None
+    #: inherited listening sockets the process serves (same numbers as in the supervisor)
+    pass_fds: tuple[int, ...] = ()
 
     @property
     def url(self) -> str | None:
@@ -98,7 +104,8 @@ class Supervisor:
             with open(child.log, "ab") as log:
                 proc = subprocess.Popen(
                     spec.argv, env={**os.environ, **spec.env}, cwd=spec.cwd, stdout=log,
-                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                    pass_fds=spec.pass_fds)
         except OSError as exc:
             child.consecutive += 1
             child.pid, child.restart_at = None, self.clock() + backoff(child.consecutive)
@@ -137,15 +144,24 @@ class Supervisor:
         return changed
 
     def stop_all(self) -> None:
-        """Reverse start order: the entry points first, so nothing new arrives downstream."""
+        """Reverse start order: the entry points first, so nothing new arrives downstream.
+        Processes that drain are all asked at once (two gateway replicas drain together,
+        not one after the other), and the shared listening sockets are let go first."""
+        for fd in {fd for child in self.children for fd in child.spec.pass_fds}:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        deadlines = {}
+        for child in self.children:
+            if child.pid is not None and child.spec.drain_signal:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.Signals[child.spec.drain_signal])
+                deadlines[child.spec.name] = time.monotonic() + child.spec.grace
         for child in reversed(self.children):
             if child.pid is None:
                 continue
             proc = _as_proc(child)
             if child.spec.drain_signal:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child.pid, signal.Signals[child.spec.drain_signal])
-                deadline = time.monotonic() + child.spec.grace
+                deadline = deadlines[child.spec.name]
                 while proc.alive() and time.monotonic() < deadline:
                     reap(child.pid)
                     time.sleep(0.05)
@@ -178,7 +194,8 @@ def write_plan(path: Path, specs: Sequence[Spec]) -> None:
 
 
 def read_plan(path: Path) -> list[Spec]:
-    return [Spec(**entry) for entry in json.loads(path.read_text())]
+    return [Spec(**{**entry, "pass_fds": tuple(entry.get("pass_fds", ()))})
+            for entry in json.loads(path.read_text())]
 
 
 def read_state(path: Path) -> dict[str, dict[str, object]]:
