@@ -26,6 +26,10 @@ from pickspin.local.crash import Crash, diagnose, reap
 from pickspin.local.processes import Proc, reserve_port, stop
 
 Launcher = Callable[[str, int], Proc]  # (service name, port) → started process
+# new connections the stable port queues before accepting them: the gateway keeps up to 512
+# to a service (asyncio's default, 100, is overflowed by a burst; the kernel drops the SYN
+# and the client's retransmit costs it a second or more)
+BACKLOG = 1024
 
 
 @dataclass
@@ -76,7 +80,8 @@ class ServicePool:
 
     # ---- the stable endpoint ---------------------------------------------------------
     async def serve(self) -> None:
-        self._server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._connect, "127.0.0.1", self.port,
+                                                  backlog=BACKLOG)
 
     def _pick(self) -> Replica | None:
         """The ready replica with the fewest connections (ties in turn)."""
