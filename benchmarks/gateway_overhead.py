@@ -7,6 +7,11 @@ backends' random draws. Each client thread sends a request through the gateway, 
 service it landed on from `x-pickspin-service`, then sends the same request straight to
 that backend: both halves of a pair run under the same load.
 
+CPU per request: utime+stime from /proc/<pid>/stat of every process the run started, read
+before and after each concurrency level, divided by the gateway requests. The four
+functions (the hop's own cost) are shown apart from the backends and the rest (supervisor,
+Prometheus), which also served the direct halves of the pairs.
+
     python benchmarks/gateway_overhead.py --requests 500 --concurrency 1 32
 """
 
@@ -14,22 +19,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import yaml
 
+from pickspin.local.processes import Proc
 from pickspin.local.stack import down, up
 from pickspin.settings import Settings
 from pickspin.telemetry import quantile as nearest_rank
 
 REPO = Path(__file__).resolve().parents[1]
+TICK = os.sysconf("SC_CLK_TCK")
+FUNCTIONS = ("gateway", "classifier", "selector", "telemetry")
 PROMPTS = ["Define the word entropy", "Prove that there are infinitely many primes",
            "Write a short poem about autumn", "List the planets of the solar system",
            "Explain why the sky is blue", "Summarise the plot of Hamlet"]
@@ -58,6 +68,24 @@ def ttft(http: httpx.Client, url: str, body: dict,
                 first = time.perf_counter() - start
         assert first is not None, f"{url} sent an empty stream"
         return first, reply.headers
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def cpu_by_group(procs: Sequence[Proc]) -> dict[str, float]:
+    """CPU seconds so far: each function's, then the rest summed by process kind."""
+    groups: dict[str, float] = {}
+    for proc in procs:
+        group = proc.name if proc.name in FUNCTIONS else proc.kind
+        groups[group] = groups.get(group, 0.0) + cpu_seconds(proc.pid)
+    return groups
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -105,6 +133,21 @@ def run(endpoint: str, endpoints: dict[str, str], n: int, concurrency: int,
     }
 
 
+def report(r: dict) -> None:
+    o, g, d = r["overhead_ms"], r["gateway_ttft_ms"], r["direct_ttft_ms"]
+    cpu = r["cpu_ms_per_request"]
+    functions = sum(cpu.get(f, 0.0) for f in FUNCTIONS)
+    print(f"concurrency {r['concurrency']:>3}: {r['requests']} pairs | TTFT gateway p50 "
+          f"{g['p50']:.1f} p99 {g['p99']:.1f} ms | direct p50 {d['p50']:.1f} p99 "
+          f"{d['p99']:.1f} ms | overhead p50 {o['p50']:.1f} p99 {o['p99']:.1f} ms "
+          f"(paired median {o['paired_median']:.1f})", flush=True)
+    print(f"    CPU per request: functions {functions:.2f} ms ("
+          + ", ".join(f"{f} {cpu.get(f, 0.0):.2f}" for f in FUNCTIONS)
+          + f"); all processes {sum(cpu.values()):.2f} ms ("
+          + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items() if k not in FUNCTIONS)
+          + "; backends also answered the direct half of each pair)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=500)
@@ -126,13 +169,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warm-up: {warm['requests']} pairs", file=sys.stderr)
             results = []
             for c in args.concurrency:
+                procs = stack.procs
+                before = cpu_by_group(procs)
                 r = run(stack.endpoint, endpoints, args.requests, c, args.router)
+                after = cpu_by_group(procs)
+                r["cpu_ms_per_request"] = {
+                    group: round((after[group] - before.get(group, 0.0)) * 1000
+                                 / r["requests"], 3) for group in after}
                 results.append(r)
-                o, g, d = r["overhead_ms"], r["gateway_ttft_ms"], r["direct_ttft_ms"]
-                print(f"concurrency {c:>3}: {r['requests']} pairs | TTFT gateway p50 "
-                      f"{g['p50']:.1f} p99 {g['p99']:.1f} ms | direct p50 {d['p50']:.1f} p99 "
-                      f"{d['p99']:.1f} ms | overhead p50 {o['p50']:.1f} p99 {o['p99']:.1f} ms "
-                      f"(paired median {o['paired_median']:.1f})", flush=True)
+                report(r)
         finally:
             down(Path(tmp) / "state")
     args.out.parent.mkdir(parents=True, exist_ok=True)

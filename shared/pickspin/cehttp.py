@@ -1,13 +1,17 @@
 """CloudEvents over HTTP between the functions: request/reply calls, and emitting to K_SINK.
 
 Calls are binary mode; replies are decoded in either mode (func_python.cloudevent answers in
-binary or structured mode). Receiving is func-python's job (`pickspin.function`)."""
+binary or structured mode). Receiving is func-python's job (`pickspin.function`).
+`EventClient` blocks (threads, the selector's look-up, the emitter); the same request/reply
+for code on the event loop (the gateway's Pick) is `pickspin.asynchttp.AsyncEventClient`."""
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
+from collections.abc import Mapping
 
 import httpx
 from cloudevents.core.v1.event import CloudEvent
@@ -39,15 +43,7 @@ class EventClient:
             reply = self._http.post(url, content=message.body, headers=message.headers)
         except httpx.HTTPError as exc:
             raise Unreachable(f"{url} did not answer: {exc}") from None
-        if reply.status_code != 200:
-            raise _relayed(url, reply)
-        try:
-            answer = decode(dict(reply.headers), reply.content)
-        except InvalidEvent as exc:
-            raise UpstreamError(f"{url} replied without a valid CloudEvent: {exc}") from None
-        if answer.get_type() != expect:
-            raise UpstreamError(f"{url} replied {answer.get_type()!r}, expected {expect.value!r}")
-        return answer
+        return reply_event(url, reply.status_code, reply.headers, reply.content, expect)
 
     def send(self, url: str, event: CloudEvent) -> int:
         message = encode(self.signer.sign(event))
@@ -57,17 +53,32 @@ class EventClient:
         self._http.close()
 
 
-def _relayed(url: str, reply: httpx.Response) -> PickspinError:
+def reply_event(url: str, status: int, headers: Mapping[str, str], body: bytes,
+                 expect: EventType) -> CloudEvent:
+    """The reply of a request/reply call, or the error it stands for."""
+    if status != 200:
+        raise _relayed(url, status, body)
+    try:
+        answer = decode(headers, body)
+    except InvalidEvent as exc:
+        raise UpstreamError(f"{url} replied without a valid CloudEvent: {exc}") from None
+    if answer.get_type() != expect:
+        raise UpstreamError(f"{url} replied {answer.get_type()!r}, expected {expect.value!r}")
+    return answer
+
+
+def _relayed(url: str, status: int, body: bytes) -> PickspinError:
     """A function's error answer, passed on with its own status and code when it is one
     of ours (the caller's mistake stays a 4xx, no capacity stays a 503)."""
     try:
-        error = reply.json()["error"]
+        error = json.loads(body)["error"]
         message, type_, code = str(error["message"]), str(error["type"]), error.get("code")
     except (ValueError, KeyError, TypeError):
-        return UpstreamError(f"{url} answered {reply.status_code}: {reply.text[:200]}")
-    if reply.status_code < 400 or (reply.status_code >= 500 and reply.status_code != 503):
-        return UpstreamError(f"{url} answered {reply.status_code}: {message}")
-    return RelayedError(message, status=reply.status_code, type_=type_, code=code,
+        text = body[:200].decode(errors="replace")
+        return UpstreamError(f"{url} answered {status}: {text}")
+    if status < 400 or (status >= 500 and status != 503):
+        return UpstreamError(f"{url} answered {status}: {message}")
+    return RelayedError(message, status=status, type_=type_, code=code,
                         param=error.get("param"))
 
 

@@ -12,7 +12,7 @@ handler table, replies with the event the handler returns (200, in the mode it w
 in) or 202 when there is none, and maps errors once: a `PickspinError` to its status with the
 OpenAI error envelope (bad event data is a 400), anything else to a logged 500.
 
-The gateway is an HTTP function with a Flask app inside (`pickspin.httpfunction`).
+The gateway is an HTTP function with a Starlette app inside (`pickspin.httpfunction`).
 """
 
 from __future__ import annotations

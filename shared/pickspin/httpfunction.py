@@ -1,89 +1,110 @@
-"""An HTTP function with a Flask app inside func-python's `handle` (the gateway).
+"""An HTTP function whose routes are a Starlette app inside func-python's `handle` (the
+gateway).
 
-`func_python.http` hands every request except `/health/*` to `handle`, which runs the Flask
-app through a2wsgi (streams included). The Flask app is built in `create_app` from frozen
-settings; errors map once to the OpenAI envelope, never a bare 500 page.
+`func_python.http` hands every request except `/health/*` to `handle`, which runs the
+Starlette app natively on the event loop: no WSGI bridge, no thread per request, streams
+sent as they come. The app is built in `create_app` from frozen settings; errors map once
+to the OpenAI envelope (`error_response`), never a bare 500 page.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import uuid
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from a2wsgi import WSGIMiddleware
-from flask import Flask, Response, g, jsonify, request
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
 from pickspin.errors import PickspinError
 from pickspin.function import ASGIReceive, ASGISend, Function, error_envelope
 from pickspin.settings import Settings
 
 log = logging.getLogger("pickspin")
+JSON = "application/json"
+# what Starlette's own HTTP errors are called in the envelope
+# (request, status, the exception) of every error answer the handlers below give
+OnError = Callable[[Request, int, Exception], None]
+HTTP_CODES = {404: ("no such route", "not_found"), 405: ("method not allowed",
+                                                         "method_not_allowed"),
+              413: ("request body too large", "too_large")}
 
 
-class FlaskFunction(Function):
-    """Base of an HTTP function whose routes are a Flask app."""
+def error_response(status: int, message: str, type_: str, code: str | None,
+                   param: str | None = None, headers: Mapping[str, str] | None = None
+                   ) -> Response:
+    """An answer in the OpenAI error envelope."""
+    body = error_envelope(message, type_, code)
+    if param is not None:
+        body["error"]["param"] = param
+    return Response(json.dumps(body), status_code=status, media_type=JSON, headers=headers)
 
-    #: a2wsgi threads: requests served at once (streams hold one each)
-    workers = 16
+
+class StarletteFunction(Function):
+    """Base of an HTTP function whose routes are a Starlette app."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(settings)
-        self._asgi: WSGIMiddleware | None = None
-        self.app: Flask | None = None
+        self.app: Starlette | None = None
 
     @abstractmethod
-    def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Flask:
-        """Build the Flask app; raise to fail start-up."""
+    def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Starlette:
+        """Build the Starlette app; raise to fail start-up."""
 
     def setup(self, settings: Settings, cfg: Mapping[str, str]) -> None:
         self.app = self.create_app(settings, cfg)
-        register_error_handlers(self.app)
-        self._asgi = WSGIMiddleware(self.app, workers=self.workers)  # type: ignore[arg-type]
+        register_error_handlers(self.app, self.on_error)
+
+    def on_error(self, request: Request, status: int, exc: Exception) -> None:
+        """Called for each error answer an exception became (the gateway logs a line)."""
 
     def stop(self) -> None:
         super().stop()
-        self._asgi = None
+        self.app = None
 
     async def handle(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
-        if self._asgi is None:
+        if self.app is None:
             await send({"type": "http.response.start", "status": 503,
                         "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": b"function not started"})
             return
-        await self._asgi(scope, receive, send)  # type: ignore[arg-type]
+        # Starlette re-raises an unexpected error after its handler answered and logged it
+        # (for a server to log); func-python would answer a second time
+        with contextlib.suppress(Exception):
+            await self.app(scope, receive, send)  # type: ignore[arg-type]
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Starlette,
+                            on_error: OnError = lambda request, status, exc: None) -> None:
     """One table from exceptions to responses: the OpenAI envelope, never a bare 500 page."""
 
-    @app.errorhandler(PickspinError)
-    def _pickspin(exc: PickspinError) -> tuple[Response, int]:
-        g.pickspin_error = exc  # for the app's own request log
-        return jsonify(exc.envelope()), exc.status
+    async def pickspin(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PickspinError)
+        on_error(request, exc.status, exc)
+        return Response(json.dumps(exc.envelope()), status_code=exc.status, media_type=JSON)
 
-    @app.errorhandler(404)
-    def _not_found(exc: Exception) -> tuple[Response, int]:
-        return jsonify(error_envelope("no such route", "invalid_request_error", "not_found")), 404
+    async def http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        on_error(request, exc.status_code, exc)
+        message, code = HTTP_CODES.get(exc.status_code, (exc.detail, None))
+        return error_response(exc.status_code, message, "invalid_request_error", code,
+                              headers=exc.headers)
 
-    @app.errorhandler(405)
-    def _bad_method(exc: Exception) -> tuple[Response, int]:
-        return jsonify(error_envelope("method not allowed", "invalid_request_error",
-                                      "method_not_allowed")), 405
-
-    @app.errorhandler(413)
-    def _too_large(exc: Exception) -> tuple[Response, int]:
-        return jsonify(error_envelope("request body too large", "invalid_request_error",
-                                      "too_large")), 413
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> tuple[Response, int]:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         # the client gets no internal text, only an id to quote; the log has the details
         request_id = request.headers.get("x-request-id") or f"err-{uuid.uuid4().hex[:16]}"
-        log.exception("unexpected error answering %s %s (request id %s)", request.method,
-                      request.path, request_id)
-        body = error_envelope(f"internal error (request id {request_id})", "server_error",
-                              "internal")
-        return jsonify(body), 500
+        log.error("unexpected error answering %s %s (request id %s)", request.method,
+                  request.url.path, request_id, exc_info=exc)
+        on_error(request, 500, exc)
+        return error_response(500, f"internal error (request id {request_id})",
+                              "server_error", "internal")
+
+    app.add_exception_handler(PickspinError, pickspin)
+    app.add_exception_handler(HTTPException, http)
+    app.add_exception_handler(Exception, unexpected)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import threading
 from collections.abc import Mapping
 
-from flask import Flask
+from starlette.applications import Starlette
+from starlette.requests import Request
 
 from pickspin.errors import ConfigError
 from pickspin.eventauth import TOKEN_ENV
 from pickspin.gateway import accesslog
 from pickspin.gateway.app import Gateway, Wiring
-from pickspin.gateway.routes import create_app
-from pickspin.httpfunction import FlaskFunction
+from pickspin.gateway.routes import create_app, on_error
+from pickspin.httpfunction import StarletteFunction
 from pickspin.settings import Settings
 
 log = logging.getLogger("pickspin.gateway")
@@ -31,15 +33,11 @@ def api_keys(cfg: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(k.strip() for k in cfg.get("PICKSPIN_API_KEYS", "").split(",") if k.strip())
 
 
-class GatewayFunction(FlaskFunction):
-    #: a2wsgi threads (streamed answers hold one each): the in-flight limit plus room to
-    #: answer health checks, /metrics and the 429s past the limit
-    workers = 256 + 16
-
+class GatewayFunction(StarletteFunction):
     gateway: Gateway | None = None
     drain_seconds = 30.0
 
-    def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Flask:
+    def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Starlette:
         accesslog.configure()  # JSON lines: one per request, never the prompt or the answer
         needed = ("PICKSPIN_CLASSIFIER_URL", "PICKSPIN_SELECTOR_URL")
         missing = [k for k in needed if not cfg.get(k)]
@@ -54,7 +52,6 @@ class GatewayFunction(FlaskFunction):
             api_keys=api_keys(cfg),
             max_inflight=int(cfg.get("PICKSPIN_MAX_INFLIGHT") or 256),
         )
-        self.workers = wiring.max_inflight + 16
         if not wiring.api_keys:
             log.warning("PICKSPIN_API_KEYS is not set: the OpenAI endpoints are open to anyone "
                         "who can reach them")
@@ -63,6 +60,9 @@ class GatewayFunction(FlaskFunction):
         if threading.current_thread() is threading.main_thread():
             signal.signal(DRAIN_SIGNAL, lambda *_: self._drain_then_stop())
         return create_app(self.gateway)
+
+    def on_error(self, request: Request, status: int, exc: Exception) -> None:
+        on_error(request, status, exc)
 
     def _drain_then_stop(self) -> None:
         gateway = self.gateway
@@ -86,8 +86,13 @@ class GatewayFunction(FlaskFunction):
 
     def stop(self) -> None:
         super().stop()
-        if self.gateway is not None:
-            self.gateway.close()
+        if self.gateway is None:
+            return
+        self.gateway.close()
+        try:  # func-python stops the function on its event loop: release the pools there
+            self._closing = asyncio.get_running_loop().create_task(self.gateway.aclose())
+        except RuntimeError:  # stopped outside any loop (a test): nothing is left pending
+            asyncio.run(self.gateway.aclose())
 
 
 def new() -> GatewayFunction:

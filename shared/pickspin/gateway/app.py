@@ -1,23 +1,28 @@
 """The gateway's request path: the OpenAI contract for `/v1/chat/completions`,
 `/v1/completions` and `/v1/models` — Pick (classifier and selector over CloudEvents), Spin
 (cold holds, substitutes), proxying with fallback, the `x-pickspin-*` headers, metrics and
-`inference.completed`. Its Flask app and the checks in front of it: `gateway/routes.py`."""
+`inference.completed`. It runs on the event loop (Starlette, no thread per request); the
+rare blocking waits (a cold backend, a crash report) go to a thread. Its app and the checks
+in front of it: `gateway/routes.py`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from cloudevents.core.v1.event import CloudEvent
-from flask import Response, request, stream_with_context
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
-from pickspin.cehttp import Emitter, EventClient
+from pickspin.asynchttp import AsyncEmitter, AsyncEventClient
 from pickspin.coldplan import cold_plan
 from pickspin.errors import (
     BackendFailed,
@@ -49,7 +54,7 @@ from pickspin.gateway.openai_request import (
     parse,
     read_body,
 )
-from pickspin.gateway.proxy import CONNECTION_LOST, UNREACHED, BackendProxy, Upstream
+from pickspin.gateway.proxy import CONNECTION_LOST, UNREACHED, AsyncBackendProxy, AsyncUpstream
 from pickspin.replicas import LocalReplicas, ReplicaSource
 from pickspin.settings import COMPLEXITY_CLASSES, RouterName, Settings
 
@@ -111,10 +116,10 @@ class Gateway:
         settings: Settings,
         wiring: Wiring,
         *,
-        events: EventClient | None = None,
-        proxy: BackendProxy | None = None,
+        events: AsyncEventClient | None = None,
+        proxy: AsyncBackendProxy | None = None,
         metrics: GatewayMetrics | None = None,
-        emitter: Emitter | None = None,
+        emitter: AsyncEmitter | None = None,
         cold: ColdStarts | None = None,
         replicas: ReplicaSource | None = None,
         clock: Callable[[], float] = time.perf_counter,
@@ -127,16 +132,22 @@ class Gateway:
                                      if wiring.replicas_url else None)
         self.crash_wait = crash_wait
         self.route_wait = route_wait
-        self.events = events or EventClient(token=wiring.token)
-        self.proxy = proxy or BackendProxy(explain=self.explain_lost)
+        self.events = events or AsyncEventClient(token=wiring.token)
+        self.proxy = proxy or AsyncBackendProxy(explain=self.explain_lost)
         self.metrics = metrics or GatewayMetrics(settings)
-        self.emitter = emitter or Emitter(wiring.sink, token=wiring.token)
+        self.emitter = emitter or AsyncEmitter(wiring.sink, token=wiring.token)
         self.cold = cold or ColdStarts(settings, self.metrics.pending)
         self.clock = clock
         self._models = {m.name for m in settings.models}
         self._emulated = {s.name: s.emulated for s in settings.services}
         self._emulated_models = {m.name for m in settings.models if all(
             s.emulated for s in settings.services if s.model == m.name)}
+        self._profiles = sorted(settings.profiles)
+        self._routers = {r.value for r in RouterName}
+        #: a concrete model skips classification: this stands for it (Spin still picks)
+        self._even = {k: 1 / len(COMPLEXITY_CLASSES) for k in COMPLEXITY_CLASSES}
+        self._bounds = {p: f"{settings.routing.trade_down_for(p).relevance:.2f}"
+                        for p in settings.profiles}
         #: set by `drain`: new requests get 503 while those in flight finish
         self.draining = False
         self._active = 0
@@ -166,10 +177,10 @@ class Gateway:
             return self._active_changed.wait_for(lambda: self._active == 0, timeout=grace)
 
     # ---- Pick -----------------------------------------------------------------------
-    def route_request(self, model: str) -> RouteRequest:
+    def route_request(self, model: str, headers: Mapping[str, str]) -> RouteRequest:
         """`model` and the override headers → what the selector must honour."""
-        profile = request.headers.get("x-pickspin-profile")
-        router = request.headers.get("x-pickspin-router")
+        profile = headers.get("x-pickspin-profile")
+        router = headers.get("x-pickspin-router")
         concrete = None
         if model == AUTO_MODEL:
             pass
@@ -177,7 +188,7 @@ class Gateway:
             named = model.removeprefix(PROFILE_PREFIX)
             if named not in self.settings.profiles:
                 raise ModelNotFound(f"the model {model!r} does not exist; profiles are "
-                                    f"{sorted(self.settings.profiles)}", param="model")
+                                    f"{self._profiles}", param="model")
             profile = profile or named
         elif model in self._models:
             concrete = model
@@ -185,19 +196,20 @@ class Gateway:
             raise ModelNotFound(f"the model {model!r} does not exist", param="model")
         if profile is not None and profile not in self.settings.profiles:
             raise InvalidRequest(f"x-pickspin-profile: unknown profile {profile!r}; choose one "
-                                 f"of {sorted(self.settings.profiles)}", param="x-pickspin-profile")
-        if router is not None and router not in {r.value for r in RouterName}:
+                                 f"of {self._profiles}", param="x-pickspin-profile")
+        if router is not None and router not in self._routers:
             raise InvalidRequest(f"x-pickspin-router: unknown router {router!r}; choose one of "
                                  f"{[r.value for r in RouterName]}", param="x-pickspin-router")
         return RouteRequest(profile=profile, router=router, model=concrete)
 
-    def pick(self, request_id: str, parsed: ParsedRequest) -> Pick:
-        route = self.route_request(parsed.model)
+    async def pick(self, request_id: str, parsed: ParsedRequest,
+                   headers: Mapping[str, str]) -> Pick:
+        route = self.route_request(parsed.model, headers)
         start = self.clock()
         if route.model is None:
             received = PromptReceived(request_id=request_id, route=route,
                                      prompt=parsed.prompt[:MAX_CLASSIFIED_CHARS])
-            reply = self._call("classifier", self.wiring.classifier_url,
+            reply = await self._call("classifier", self.wiring.classifier_url,
                                make_event(EventType.PROMPT_RECEIVED, received, SOURCE),
                                EventType.PROMPT_CLASSIFIED)
             classified = data_of(reply, PromptClassified)
@@ -205,11 +217,10 @@ class Gateway:
                 classified.elapsed_ms / 1000
             )
         else:  # a concrete model skips Pick's classification; Spin still picks its backend
-            even = {k: 1 / len(COMPLEXITY_CLASSES) for k in COMPLEXITY_CLASSES}
             classified = PromptClassified(request_id=request_id, complexity="medium",
-                                          probabilities=even, router="none", elapsed_ms=0.0,
-                                          route=route)
-        reply = self._call("selector", self.wiring.selector_url,
+                                          probabilities=self._even, router="none",
+                                          elapsed_ms=0.0, route=route)
+        reply = await self._call("selector", self.wiring.selector_url,
                            make_event(EventType.PROMPT_CLASSIFIED, classified, SOURCE),
                            EventType.ROUTE_SELECTED)
         selected = data_of(reply, RouteSelected)
@@ -217,7 +228,8 @@ class Gateway:
         decision_ms = (self.clock() - start) * 1000
         return Pick(complexity, classified.router, selected, decision_ms)
 
-    def _call(self, name: str, url: str, event: CloudEvent, expect: EventType) -> CloudEvent:
+    async def _call(self, name: str, url: str, event: CloudEvent,
+                    expect: EventType) -> CloudEvent:
         """Request/reply with a collaborator; its URL stays in the log, not in the answer.
 
         A collaborator that does not listen (starting, or restarted after a crash) and a
@@ -228,7 +240,7 @@ class Gateway:
         delay = 0.05
         while True:
             try:
-                return self.events.request(url, event, expect)
+                return await self.events.request(url, event, expect)
             except Unreachable as exc:
                 if time.monotonic() + delay > deadline:
                     raise UpstreamError(f"the {name} function did not answer",
@@ -239,46 +251,51 @@ class Gateway:
             except RelayedError as exc:
                 if exc.status != 503 or time.monotonic() + delay > deadline:
                     raise
-            time.sleep(delay)
+            await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
     # ---- serving --------------------------------------------------------------------
-    def serve(self, kind: Literal["chat", "completion"]) -> Response:
+    async def serve(self, request: Request, kind: Literal["chat", "completion"]) -> Response:
         started = self.clock()
-        parsed = parse(read_body(request.stream), kind)
-        request_id = request.headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
+        parsed = parse(await read_body(request.stream()), kind)
+        headers = request.headers
+        request_id = headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
         self._enter()
         try:
-            return self._serve(kind, parsed, request_id, started)
+            return await self._serve(kind, parsed, request_id, started, headers)
         except BaseException:
             self._leave()
             raise
 
-    def _serve(self, kind: Literal["chat", "completion"], parsed: ParsedRequest,
-               request_id: str, started: float) -> Response:
-        pick = self.pick(request_id, parsed)
+    async def _serve(self, kind: Literal["chat", "completion"], parsed: ParsedRequest,
+                     request_id: str, started: float, headers: Mapping[str, str]) -> Response:
+        pick = await self.pick(request_id, parsed, headers)
         sel = pick.selected
-        candidates, cold = self._spin(sel)
+        if sel.chosen.warm:
+            candidates, cold = [sel.chosen, *sel.runners_up], ColdOutcome()
+        else:  # may hold for a cold start (blocking, bounded): off the event loop
+            candidates, cold = await asyncio.to_thread(self._spin, sel)
         try:
-            upstream = self.proxy.forward(kind, parsed.body, candidates, started,
-                                          self._inflight)
+            upstream = await self.proxy.forward(kind, parsed.body, candidates, started,
+                                                self._inflight)
         except BackendFailed as exc:
             # nothing listened (a scaler restarting, every replica draining): none of them
             # answered at all, so wait for the chosen one as for a cold start, then retry
             if not exc.reasons or not set(exc.reasons) <= UNREACHED or cold.timed_out:
                 raise
             limit = self.settings.profile(sel.profile).scaling.max_cold_wait_seconds
-            if self.cold.hold(candidates[0], limit) is None:
+            if await asyncio.to_thread(self.cold.hold, candidates[0], limit) is None:
                 raise
-            upstream = self.proxy.forward(kind, parsed.body, candidates, started,
-                                          self._inflight)
+            upstream = await self.proxy.forward(kind, parsed.body, candidates, started,
+                                                self._inflight)
         if cold.timed_out:
             upstream.fallback.insert(0, f"{cold.service}=cold-start-timeout")
         chosen = upstream.candidate
         waited = cold.action == "hold" and chosen.service == cold.service
         self.metrics.decisions.labels(pick.router, pick.complexity, chosen.model,
                                       chosen.backend).inc()
-        headers = {
+        b = chosen.breakdown
+        reply_headers = {
             **upstream.headers,
             "x-request-id": request_id,
             "x-pickspin-model": chosen.model,
@@ -286,11 +303,9 @@ class Gateway:
             "x-pickspin-service": chosen.service,
             "x-pickspin-emulated": "true" if self._emulated.get(chosen.service) else "false",
             "x-pickspin-complexity": pick.complexity,
-            "x-pickspin-score": f"{chosen.breakdown.score:.4f}",
+            "x-pickspin-score": f"{b.score:.4f}",
             "x-pickspin-score-breakdown": (
-                f"relevance={chosen.breakdown.relevance:.4f};"
-                f"latency={chosen.breakdown.latency:.4f};cost={chosen.breakdown.cost:.4f}"
-            ),
+                f"relevance={b.relevance:.4f};latency={b.latency:.4f};cost={b.cost:.4f}"),
             "x-pickspin-profile": sel.profile,
             "x-pickspin-router": pick.router,
             "x-pickspin-cold-start": "true" if waited else "false",
@@ -298,21 +313,24 @@ class Gateway:
             "x-pickspin-fallback": ",".join(upstream.fallback) or "none",
             "x-pickspin-decision-ms": f"{pick.decision_ms:.2f}",
             "x-pickspin-trade-down": (
-                f"relevance_gap={chosen.breakdown.relevance_gap:.4f};bound="
-                f"{self.settings.routing.trade_down_for(sel.profile).relevance:.2f}"),
+                f"relevance_gap={b.relevance_gap:.4f};bound={self._bound(sel.profile)}"),
         }
         if waited and cold.waited is not None:
-            headers["x-pickspin-cold-start-ms"] = f"{cold.waited * 1000:.0f}"
+            reply_headers["x-pickspin-cold-start-ms"] = f"{cold.waited * 1000:.0f}"
         if cold.action == "substitute":
-            headers["x-pickspin-woken"] = cold.service
+            reply_headers["x-pickspin-woken"] = cold.service
         answer = Answer(request_id, pick, cold, waited)
         if upstream.first_chunk:
-            body: Iterator[bytes] | bytes = stream_with_context(self._relay(upstream, answer))
-            headers["cache-control"] = "no-cache"
-        else:
-            body = upstream.body
-            self._finish(upstream, answer, _usage_tokens(upstream.body))
-        return Response(body, status=upstream.status, headers=headers)
+            reply_headers["cache-control"] = "no-cache"
+            return Relay(self, upstream, answer, reply_headers)
+        self._finish(upstream, answer, _usage_tokens(upstream.body))
+        return Response(upstream.body, status_code=upstream.status, headers=reply_headers)
+
+    def _bound(self, profile: str) -> str:
+        bound = self._bounds.get(profile)
+        if bound is None:  # a profile the settings do not list: its default floor
+            bound = f"{self.settings.routing.trade_down_for(profile).relevance:.2f}"
+        return bound
 
     def _spin(self, sel: RouteSelected) -> tuple[list[Candidate], ColdOutcome]:
         """The order to try candidates in, when the best one is at zero replicas: the
@@ -350,18 +368,20 @@ class Gateway:
     def _inflight(self, service: str, delta: int) -> None:
         self.metrics.inflight.labels(service).inc(delta)
 
-    def _relay(self, upstream: Upstream, answer: Answer) -> Iterator[bytes]:
+    async def relay(self, upstream: AsyncUpstream,
+                    answer: Answer) -> AsyncGenerator[bytes, None]:
         """Relay the backend's stream. One that breaks off after its first token cannot fail
         over (the client has part of an answer): it ends with an OpenAI-style error event
         and no `[DONE]`, and is counted and logged as an error."""
         since = time.time()
         try:
-            yield from upstream.stream()
+            async for chunk in upstream.astream():
+                yield chunk
             if upstream.broken is not None:
                 service = upstream.candidate.service
                 why = upstream.broken
                 if why in CONNECTION_LOST | {"ended-before-done"}:
-                    why = self.explain_lost(service, why, since - 1.0)
+                    why = await asyncio.to_thread(self.explain_lost, service, why, since - 1.0)
                 log.warning("request %s: the stream from %s broke off after %d events: %s",
                             answer.request_id, service, upstream.chunks, why)
                 upstream.broken = why
@@ -370,7 +390,7 @@ class Gateway:
         finally:
             self._finish(upstream, answer, upstream.chunks)
 
-    def _finish(self, upstream: Upstream, answer: Answer, tokens: int) -> None:
+    def _finish(self, upstream: AsyncUpstream, answer: Answer, tokens: int) -> None:
         c = upstream.candidate
         request_id, cold = answer.request_id, answer.waited
         latency = self.clock() - upstream.started
@@ -409,15 +429,42 @@ class Gateway:
                  "owned_by": "pickspin-emulated" if i in self._emulated_models else "pickspin"}
                 for i in ids]
         return Response(json.dumps({"object": "list", "data": data}),
-                        mimetype="application/json")
+                        media_type="application/json")
+
+    async def aclose(self) -> None:
+        await self.emitter.aclose()
+        await self.events.aclose()
+        await self.proxy.aclose()
 
     def close(self) -> None:
+        """Release the blocking collaborators (`aclose` releases the event-loop ones)."""
         if self.replicas is not None:
             self.replicas.close()
         self.cold.close()
-        self.emitter.close()
-        self.events.close()
-        self.proxy.close()
+
+
+class Relay(Response):
+    """A streamed answer: the headers, then the backend's SSE bytes as they come. Its end,
+    however it comes (done, broken off, the client gone), is counted, logged and emitted
+    once, and the backend connection released."""
+
+    def __init__(self, gateway: Gateway, upstream: AsyncUpstream, answer: Answer,
+                 headers: Mapping[str, str]) -> None:
+        self.status_code = upstream.status
+        self.background = None
+        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1"))
+                            for k, v in headers.items()]
+        self._body = gateway.relay(upstream, answer)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            async for chunk in self._body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await self._body.aclose()  # the relay's own `finally`: finish and release
 
 
 def stream_error(message: str) -> bytes:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 from pickspin.errors import InvalidRequest, PayloadTooLarge
 
@@ -27,18 +28,21 @@ class ParsedRequest:
     stream: bool
 
 
-def read_body(stream: IO[bytes], limit: int = MAX_BODY_BYTES,
-              discard: int = MAX_DISCARD_BYTES) -> bytes:
-    """The body, read in chunks and kept only up to `limit` bytes. Past it, the rest is read
-    and dropped (up to `discard` bytes, so the client can read the 413 it gets rather than
-    block writing) and `PayloadTooLarge` raised; nothing over the limit is ever parsed."""
+async def read_body(chunks: AsyncIterable[bytes], limit: int = MAX_BODY_BYTES,
+                    discard: int = MAX_DISCARD_BYTES) -> bytes:
+    """The body, read as it arrives and kept only up to `limit` bytes. Past it, the rest is
+    read and dropped (up to `discard` bytes, so the client can read the 413 it gets rather
+    than block writing) and `PayloadTooLarge` raised; nothing over the limit is ever parsed."""
     kept: list[bytes] = []
     size = 0
-    while chunk := stream.read(65536):
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
-            while size < discard and (chunk := stream.read(65536)):
-                size += len(chunk)
+            if size < discard:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size >= discard:
+                        break
             raise PayloadTooLarge(f"request body larger than {limit} bytes")
         kept.append(chunk)
     return b"".join(kept)

@@ -1,89 +1,104 @@
-"""The gateway's HTTP face: its Flask app, and what each request meets before `Gateway`
+"""The gateway's HTTP face: its Starlette app, and what each request meets before `Gateway`
 does: authentication, back-pressure, drain, and the log line of an error answer."""
 
 from __future__ import annotations
 
 import hmac
-import json
+from collections.abc import Mapping
 
-from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pickspin.function import error_envelope
 from pickspin.gateway import accesslog
 from pickspin.gateway.app import Gateway
+from pickspin.httpfunction import error_response
 
 NO_KEY = ("You didn't provide an API key. You need to provide your API key in an "
           "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+RETRY = {"retry-after": "1"}
 
 
-def refusal(status: int, message: str, type_: str, code: str | None,
-            retry_after: bool = False) -> Response:
-    """An answer in the OpenAI envelope, with `Retry-After: 1` when trying again helps."""
-    return Response(json.dumps(error_envelope(message, type_, code)), status=status,
-                    mimetype="application/json",
-                    headers={"retry-after": "1"} if retry_after else None)
+class Guard:
+    """The checks in front of the routes (pure ASGI, nothing built for a request that
+    passes): API keys on `/v1/*`, 429 past the in-flight limit, 503 while draining."""
 
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app = app
+        self.gateway = gateway
+        self.keys = tuple(k.encode() for k in gateway.wiring.api_keys)
 
-def create_app(gateway: Gateway) -> Flask:
-    app = Flask("pickspin-gateway")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = self.refusal(scope) if scope["type"] == "http" else None
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        await refusal(scope, receive, send)
+        if scope["path"].startswith("/v1/"):
+            log_error(Headers(scope=scope), scope["path"], refusal.status_code, None)
 
-    @app.after_request
-    def _log_errors(response: Response) -> Response:
-        """A line for a request answered with an error before any backend was tried (the
-        others get theirs when their answer ends)."""
-        error = g.get("pickspin_error")
-        if response.status_code >= 400 and request.path.startswith("/v1/"):
-            accesslog.request_line(
-                request_id=request.headers.get("x-request-id"), status=response.status_code,
-                outcome="rejected" if response.status_code < 500 else "error",
-                path=request.path, code=getattr(error, "code", None),
-                reason=getattr(error, "message", None), detail=getattr(error, "detail", None))
-        return response
-
-    @app.before_request
-    def _authenticate() -> Response | None:
-        keys = gateway.wiring.api_keys
-        if not keys or not request.path.startswith("/v1/"):
-            return None
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            return refusal(401, NO_KEY, "invalid_request_error", None)
-        if not any(hmac.compare_digest(key.strip().encode(), k.encode()) for k in keys):
-            shown = key[:3] + "*" * 4 + key[-2:] if len(key) > 8 else "*" * len(key)
-            return refusal(401, f"Incorrect API key provided: {shown}.",
-                           "invalid_request_error", "invalid_api_key")
+    def refusal(self, scope: Scope) -> Response | None:
+        gateway, path = self.gateway, scope["path"]
+        if self.keys and path.startswith("/v1/"):
+            scheme, _, key = Headers(scope=scope).get("authorization", "").partition(" ")
+            key = key.strip()
+            if scheme.lower() != "bearer" or not key:
+                return error_response(401, NO_KEY, "invalid_request_error", None)
+            if not any(hmac.compare_digest(key.encode(), k) for k in self.keys):
+                shown = key[:3] + "*" * 4 + key[-2:] if len(key) > 8 else "*" * len(key)
+                return error_response(401, f"Incorrect API key provided: {shown}.",
+                                      "invalid_request_error", "invalid_api_key")
+        if scope["method"] == "POST" and gateway.active >= gateway.wiring.max_inflight:
+            return error_response(429, f"the gateway is answering {gateway.active} requests, "
+                                  "its limit; retry shortly", "rate_limit_error",
+                                  "too_many_requests", headers=RETRY)
+        if gateway.draining and path not in ("/metrics", "/v1/models"):
+            return error_response(503, "the gateway is shutting down; retry on another "
+                                  "replica", "service_unavailable", "draining", headers=RETRY)
         return None
 
-    @app.before_request
-    def _push_back_when_full() -> Response | None:
-        if request.method != "POST" or gateway.active < gateway.wiring.max_inflight:
-            return None
-        return refusal(429, f"the gateway is answering {gateway.active} requests, its limit; "
-                       "retry shortly", "rate_limit_error", "too_many_requests",
-                       retry_after=True)
 
-    @app.before_request
-    def _refuse_while_draining() -> Response | None:
-        if not gateway.draining or request.path in ("/metrics", "/v1/models"):
-            return None
-        return refusal(503, "the gateway is shutting down; retry on another replica",
-                       "service_unavailable", "draining", retry_after=True)
+def log_error(headers: Mapping[str, str], path: str, status: int,
+              error: Exception | None) -> None:
+    """The log line of a `/v1/*` request answered with an error before any backend was
+    tried (the others get theirs when their answer ends), with the internal detail the
+    client is not shown."""
+    accesslog.request_line(
+        request_id=headers.get("x-request-id"), status=status,
+        outcome="rejected" if status < 500 else "error", path=path,
+        code=getattr(error, "code", None), reason=getattr(error, "message", None),
+        detail=getattr(error, "detail", None))
 
-    @app.post("/v1/chat/completions")
-    def chat() -> Response:
-        return gateway.serve("chat")
 
-    @app.post("/v1/completions")
-    def completions() -> Response:
-        return gateway.serve("completion")
+def on_error(request: Request, status: int, exc: Exception) -> None:
+    """`StarletteFunction.on_error` for the gateway: a line for each `/v1/*` error."""
+    if request.url.path.startswith("/v1/"):
+        log_error(request.headers, request.url.path, status, exc)
 
-    @app.get("/v1/models")
-    def models() -> Response:
+
+def create_app(gateway: Gateway) -> Starlette:
+    async def chat(request: Request) -> Response:
+        return await gateway.serve(request, "chat")
+
+    async def completions(request: Request) -> Response:
+        return await gateway.serve(request, "completion")
+
+    async def models(request: Request) -> Response:
         return gateway.models()
 
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(gateway.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(gateway.metrics.registry),
+                        media_type=CONTENT_TYPE_LATEST)
 
+    app = Starlette(routes=[
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ])
+    app.add_middleware(Guard, gateway=gateway)
     return app
