@@ -83,7 +83,8 @@ def cpu_by_group(procs: Sequence[Proc]) -> dict[str, float]:
     """CPU seconds so far: each function's, then the rest summed by process kind."""
     groups: dict[str, float] = {}
     for proc in procs:
-        group = proc.name if proc.name in FUNCTIONS else proc.kind
+        # a function's replicas (gateway, gateway-2, ...) count as the function
+        group = next((f for f in FUNCTIONS if proc.name.split("-")[0] == f), proc.kind)
         groups[group] = groups.get(group, 0.0) + cpu_seconds(proc.pid)
     return groups
 
