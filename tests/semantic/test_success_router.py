@@ -187,7 +187,7 @@ def test_the_committed_encoder_matches_its_fine_tuned_pytorch_checkpoint(router)
 
     cfg = RouterTrainConfig()
     torch_dir = (cfg.work_dir / f"ft{cfg.finetune_layers}x{cfg.finetune_epochs}-"
-                 f"{cfg.max_length}" / "torch")
+                 f"{cfg.finetune_length}" / "torch")
     if not (torch_dir / "model.safetensors").is_file():
         pytest.skip(f"the fine-tuned PyTorch checkpoint is not here ({torch_dir}): it exists "
                     "only where `pickspin train` ran")
@@ -237,3 +237,13 @@ def test_finetuning_the_top_layers_writes_an_encoder_optimum_can_export(tmp_path
                                        progress=lambda _m: None)
     assert len(history) == 1 and np.isfinite(history[0]["dev_loss"])
     assert (folder / "model.safetensors").is_file() and (folder / TOKENIZER_FILE).is_file()
+    # the same checkpoint, rows and settings keep the folder; another seed fine-tunes again
+    written = (folder / "model.safetensors").stat().st_mtime_ns
+    again, kept = finetune_encoder(checkpoint, rows[:8], rows[8:], tmp_path / "ft",
+                                   max_length=16, layers=1, epochs=1, batch_size=4,
+                                   progress=lambda _m: None)
+    assert again == folder and kept == history
+    assert (folder / "model.safetensors").stat().st_mtime_ns == written
+    finetune_encoder(checkpoint, rows[:8], rows[8:], tmp_path / "ft", max_length=16,
+                     layers=1, epochs=1, batch_size=4, seed=14, progress=lambda _m: None)
+    assert (folder / "model.safetensors").stat().st_mtime_ns != written

