@@ -4,7 +4,9 @@ For every held-out prompt of the benchmark folder (test split: rows with real ou
 proxy-labelled rows, a deterministic sample of `--prompts`), `router.timed(prompt)` is timed
 one prompt at a time, as the classifier function calls it. Reports p50/p99 (nearest rank, the
 telemetry function's rule) per router and thread count, and the cost of the token budget:
-the same encoder at 64 and 128 tokens. Targets (issue 8): p50 ≤ 5 ms, p99 ≤ 15 ms on 2 cores.
+the same encoder at the model's budget, 64 and 128 tokens. The default router runs with
+`routing.semanticThreads` threads, as the classifier function does. The machine's load
+average is printed with the figures. Targets (issue 8): p50 ≤ 5 ms, p99 ≤ 15 ms on 2 cores.
 
     python benchmarks/classifier_speed.py [--prompts 600] [--out reports/speed]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -72,14 +75,17 @@ def main(argv: list[str]) -> int:
     registry = build_registry(settings)
     results["runs"]["keyword"] = figures(time_calls(registry.get("keyword"), prompts))
     default = settings.routing.mode.value
-    results["runs"][f"{default}-default-1thr"] = figures(time_calls(registry.get(default),
-                                                                    prompts))
+    threads_cfg = settings.routing.semantic_threads
+    results["runs"][f"{default}-default-{threads_cfg}thr"] = figures(
+        time_calls(registry.get(default), prompts))
+    budget = SuccessConfig.read(folder / "config.json").max_length
     for threads in (1, 2):
-        for length in (64, 128):
+        for length in sorted({budget, 64, 128}):
             router = encoder_router(folder, length, threads)
             key = f"semantic-{length}tok-{threads}thr"
             results["runs"][key] = figures(time_calls(router, prompts))
             print(key, results["runs"][key], file=sys.stderr, flush=True)
+    results["load_average"] = [round(x, 2) for x in os.getloadavg()]
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "classifier-speed.json").write_text(json.dumps(results, indent=2) + "\n",
                                                  encoding="utf-8")
@@ -94,6 +100,7 @@ def main(argv: list[str]) -> int:
         f"# Classification speed ({len(prompts)} held-out prompts, in process)\n\n"
         + "\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
+    print(f"load average (1, 5, 15 min) at the end: {results['load_average']}")
     return 0
 
 
