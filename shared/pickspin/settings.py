@@ -126,6 +126,8 @@ class Routing(_Model):
     hybrid_threshold: float = Field(default=0.7, ge=0, le=1)
     # -- path of the ONNX classifier folder (relative paths are taken from the package)
     semantic_model: str = "models/complexity-distilbert"
+    # -- onnxruntime intra-op threads of the semantic encoder (per classifier process)
+    semantic_threads: int = Field(default=2, ge=1, le=64)
     keywords: Keywords
     # -- per profile: how far selection may trade quality down (a profile not named: no floor)
     trade_down: dict[str, TradeDown] = Field(default_factory=_default_trade_down)

@@ -14,24 +14,24 @@ from pickspin.semantic.hybrid import HybridRouter
 from pickspin.semantic.runtime import ModelLoadError, SemanticRouter, resolve_model_dir
 from pickspin.settings import RouterName, Settings
 
-Loader = Callable[[Path], Router]
+Loader = Callable[[Path, int], Router]
 
 
-def load_semantic(folder: Path) -> Router:
+def load_semantic(folder: Path, threads: int = 2) -> Router:
     """The folder's router: encoder + success heads (`success.FORMAT`), else the older
-    DistilBERT classifier."""
+    DistilBERT classifier; `threads` = onnxruntime's intra-op threads."""
     from pickspin.semantic.success import SuccessRouter, is_encoder_heads
 
     if is_encoder_heads(folder):
-        return SuccessRouter.load(folder)
-    return SemanticRouter.load(folder)
+        return SuccessRouter.load(folder, threads)
+    return SemanticRouter.load(folder, threads)
 
 
 def add_semantic_routers(registry: RouterRegistry, settings: Settings, keyword: Router,
                          loader: Loader = load_semantic) -> None:
     folder = resolve_model_dir(settings.routing.semantic_model)
     try:
-        semantic = loader(folder)
+        semantic = loader(folder, settings.routing.semantic_threads)
     except (ModelLoadError, OSError, ImportError) as exc:
         reason = f"complexity model not loaded: {exc}"
         registry.add_failed(RouterName.SEMANTIC.value, reason)
