@@ -4,7 +4,7 @@ the answer as `io.pickspin.prompt.answered` to the sink the producer named.
     producer ──prompt.received + pickspinreplyto──▶ Broker ─Trigger─▶ classifier
     Broker ◀─reply prompt.classified─ classifier;  Broker ─Trigger─▶ selector
     Broker ◀─reply route.selected─ selector;       Broker ─Trigger─▶ responder
-    responder ──POST chat completion──▶ chosen backend (warm candidates first, fallback)
+    responder ──POST chat completion──▶ chosen backend (Spin when cold, fallback)
     responder ──prompt.answered──▶ the producer's sink
     Broker ◀─reply inference.completed─ responder  (─Trigger─▶ telemetry)
 
@@ -18,9 +18,13 @@ sends other failures straight to the dead-letter sink):
   sends that answer again instead of asking the backend again (another replica asks anew);
   any other refusal by the sink: 422, dead letter.
 
-The backends are called through the gateway's `BackendProxy` (same fallback and
-stale-connection rules); the broker path does not wait for a backend at zero replicas: warm
-candidates are tried first, in the selector's order, then cold ones.
+Spin is the gateway's: the profile's plan for a cold choice (`pickspin.coldplan`: hold the
+prompt for the cold backend, or answer from a warm substitute of the same or a higher tier
+and wake it), executed with the gateway's `ColdStarts`, whose `pickspin_pending_requests`
+gauge is what the ScaledObjects activate on; the backends are called through the gateway's
+`BackendProxy` (same fallback and stale-connection rules), and the answer is counted in the
+gateway's `pickspin_*` metrics (`GatewayMetrics`), which the responder serves on its own
+metrics port for Prometheus, so broker-path demand scales the backends as HTTP demand does.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import httpx
 from cloudevents.core.v1.event import CloudEvent
 
 from pickspin.cehttp import EventClient
+from pickspin.coldplan import cold_plan
 from pickspin.errors import InvalidEvent, PickspinError
 from pickspin.events import (
     AnswerError,
@@ -50,8 +55,11 @@ from pickspin.events import (
     data_of,
     make_event,
 )
+from pickspin.gateway.coldstart import ColdStarts
+from pickspin.gateway.metrics import GatewayMetrics
 from pickspin.gateway.proxy import BackendProxy, Upstream
 from pickspin.replyto import sink_of
+from pickspin.settings import Settings
 
 SOURCE = "/pickspin/responder"
 #: seconds a backend may take to answer one non-streamed completion
@@ -114,12 +122,6 @@ class Undelivered:
             self._kept.pop(self.key(event), None)
 
 
-def warm_first(selected: RouteSelected) -> list[Candidate]:
-    """The candidates to try: warm ones in the selector's order, then the cold ones."""
-    every = [selected.chosen, *selected.runners_up]
-    return [c for c in every if c.warm] + [c for c in every if not c.warm]
-
-
 def chat_body(ask: Ask) -> dict[str, Any]:
     """The OpenAI chat request for one prompt, not streamed (`model` is set per candidate)."""
     body: dict[str, Any] = {"messages": [{"role": "user", "content": ask.prompt}],
@@ -165,11 +167,16 @@ def read_answer(upstream: Upstream) -> tuple[str | None, str | None, Usage, Answ
 class Responder:
     """Answers broker-path `route.selected` events (blocking: run it off the event loop)."""
 
-    def __init__(self, *, proxy: BackendProxy | None = None, sinks: EventClient | None = None,
-                 token: str | None = None, answer_seconds: float = DEFAULT_ANSWER_SECONDS,
+    def __init__(self, settings: Settings, *, proxy: BackendProxy | None = None,
+                 sinks: EventClient | None = None, token: str | None = None,
+                 answer_seconds: float = DEFAULT_ANSWER_SECONDS,
+                 metrics: GatewayMetrics | None = None, cold: ColdStarts | None = None,
                  clock: Callable[[], float] = time.perf_counter,
                  wall: Callable[[], float] = time.time,
                  undelivered: Undelivered | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or GatewayMetrics(settings)
+        self.cold = cold or ColdStarts(settings, self.metrics.pending)
         self.proxy = proxy or BackendProxy(first_token_timeout=answer_seconds)
         self.sinks = sinks or EventClient(timeout=10.0, token=token)
         self.clock = clock
@@ -189,11 +196,13 @@ class Responder:
                                "only prompts that entered through the Broker with a "
                                "pickspinreplyto sink")
         started = self.clock()
-        upstream = self.proxy.forward("chat", chat_body(selected.ask), warm_first(selected),
-                                      started)  # BackendFailed (502) when none answered
+        candidates = self.spin(selected)
+        upstream = self.proxy.forward("chat", chat_body(selected.ask), candidates, started,
+                                      self._inflight)  # BackendFailed (502): none answered
         latency = self.clock() - started
         text, finish, usage, error = read_answer(upstream)
         chosen = upstream.candidate
+        self._count(selected, chosen, "success" if error is None else "error", latency)
         answered = PromptAnswered(
             request_id=selected.request_id, outcome="success" if error is None else "error",
             text=text, finish_reason=finish, usage=usage, error=error,
@@ -216,6 +225,30 @@ class Responder:
             raise
         return reply
 
+    def spin(self, selected: RouteSelected) -> list[Candidate]:
+        """The order to try candidates in: the profile's plan when the chosen service is at
+        zero replicas (`pickspin.coldplan`), with real waits, as the gateway executes it."""
+        plan = cold_plan(self.settings, selected.profile, selected.chosen, selected.runners_up)
+        if plan.action == "substitute":
+            self.cold.wake(plan.chosen, plan.limit)  # pending demand while a warm one answers
+        elif plan.action == "hold" and self.cold.hold(plan.chosen, plan.limit) is None:
+            log.warning("request %s: %s not ready within %.0f s; trying the others",
+                        selected.request_id, plan.chosen.service, plan.limit)
+            return list(plan.after_timeout)
+        return list(plan.now)
+
+    def _inflight(self, service: str, delta: int) -> None:
+        self.metrics.inflight.labels(service).inc(delta)
+
+    def _count(self, selected: RouteSelected, chosen: Candidate, outcome: str,
+               latency: float) -> None:
+        """The gateway's metrics for one answer (the demand the ScaledObjects read)."""
+        self.metrics.inflight.labels(chosen.service).dec()
+        self.metrics.requests.labels(chosen.model, chosen.backend, outcome).inc()
+        self.metrics.duration.labels(chosen.model, chosen.backend).observe(latency)
+        self.metrics.decisions.labels(selected.router, selected.complexity, chosen.model,
+                                      chosen.backend).inc()
+
     def deliver(self, sink: str, answer: CloudEvent) -> None:
         """POST the answer (signed) to the sink; map a failure to what the Broker should do."""
         try:
@@ -232,5 +265,6 @@ class Responder:
         raise SinkRefused(f"the reply sink refused the answer with {status}", detail=sink)
 
     def close(self) -> None:
+        self.cold.close()
         self.proxy.close()
         self.sinks.close()

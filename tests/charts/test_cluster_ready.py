@@ -78,7 +78,8 @@ def test_the_operator_gets_a_pod_monitor_per_backend_and_for_the_gateway(
     monitors = by_name(of_kind(objects, "PodMonitor"))
     deployments = by_name(of_kind(objects, "Deployment"))
     interval = f"{values['global']['prometheus']['scrapeInterval']}s"
-    assert set(monitors) == {s.name for s in SETTINGS.services} | {"pickspin-gateway"}
+    assert set(monitors) == {s.name for s in SETTINGS.services} | {"pickspin-gateway",
+                                                                    "pickspin-responder"}
     for svc in SETTINGS.services:
         monitor, deployment = monitors[svc.name], deployments[svc.name]
         pod = deployment["spec"]["template"]
@@ -107,6 +108,16 @@ def test_the_operator_gets_a_pod_monitor_per_backend_and_for_the_gateway(
     assert gateway_svc["spec"]["template"]["spec"]["containers"][0]["ports"][0][
         "containerPort"] == 8080
     assert scrape_annotations(gateway_svc["spec"]["template"]) == {}
+    # the responder's metrics have their own port (its middleware takes every path of 8080)
+    responder = monitors["pickspin-responder"]
+    assert responder["spec"]["selector"]["matchLabels"] == \
+        {"serving.knative.dev/service": "pickspin-responder"}
+    (endpoint,) = responder["spec"]["podMetricsEndpoints"]
+    responder_svc = function_services(objects, values)["responder"]
+    env = {e["name"]: e.get("value") for e in
+           responder_svc["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (endpoint["portNumber"], endpoint["path"], endpoint["interval"]) == \
+        (int(env["PICKSPIN_METRICS_PORT"]), "/metrics", interval)
 
 
 def test_without_the_operator_pods_carry_scrape_annotations(render: Render,
@@ -124,6 +135,10 @@ def test_without_the_operator_pods_carry_scrape_annotations(render: Render,
     assert scrape_annotations(gateway) == {"prometheus.io/scrape": "true",
                                            "prometheus.io/port": "8080",
                                            "prometheus.io/path": "/metrics"}
+    responder = function_services(objects, values)["responder"]["spec"]["template"]
+    assert scrape_annotations(responder) == {"prometheus.io/scrape": "true",
+                                             "prometheus.io/port": "9091",
+                                             "prometheus.io/path": "/metrics"}
 
 
 @pytest.mark.parametrize("interval", [10, 30, 60])

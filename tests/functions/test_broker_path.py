@@ -103,7 +103,7 @@ def path(installed: Installed, tmp_path_factory: pytest.TempPathFactory
             env={}, cwd=None, log_dir=logs, port=port)
         assert wait_http(f"http://127.0.0.1:{port}/health", 60, alive=procs["backend"])
         local = {"PICKSPIN_CONFIG": str(config), "PICKSPIN_PROMETHEUS_URL": "",
-                 "PICKSPIN_INTERNAL_TOKEN": TOKEN}
+                 "PICKSPIN_INTERNAL_TOKEN": TOKEN, "PICKSPIN_METRICS_PORT": str(free_port())}
         for name in ("telemetry", "classifier", "selector", "responder"):
             procs[name] = serve(installed, name, local_env(name, local), logs)
             local["PICKSPIN_TELEMETRY_URL"] = str(procs["telemetry"].url)
@@ -111,7 +111,8 @@ def path(installed: Installed, tmp_path_factory: pytest.TempPathFactory
         services = {NAMES[n]: str(procs[n].url) for n in NAMES}
         services["pickspin-dead-letters"] = sinks["dead"].url  # the chart's default sink
         broker = LocalBroker.from_objects(objects, services)
-        yield {"broker": broker, "ingress": broker.serve(), "procs": procs, **sinks}
+        yield {"broker": broker, "ingress": broker.serve(), "procs": procs,
+               "metrics": f"http://127.0.0.1:{local['PICKSPIN_METRICS_PORT']}/metrics", **sinks}
     finally:
         if broker is not None:
             broker.close()
@@ -180,6 +181,21 @@ def test_a_prompt_sent_to_the_broker_is_answered_at_the_producers_sink(path, mod
     snapshot = decode(dict(asked.headers), asked.content).get_data()
     assert snapshot["services"][SERVICE]["requests"] >= 1  # telemetry counted it
     assert not path["dead"].wait_for(request_id_is(request_id), count=0)
+    # the answer counts in the gateway's demand metrics, which the ScaledObjects read
+    metrics = httpx.get(path["metrics"], timeout=10).text
+    assert _sample(metrics, "pickspin_requests_total", backend="vllm", outcome="success") >= 1
+    assert _sample(metrics, "pickspin_pending_requests", service=SERVICE) == 0
+    assert _sample(metrics, "pickspin_inflight_requests", service=SERVICE) == 0
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of the one series of `name` whose labels include `labels`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+             if s.name == name and labels.items() <= s.labels.items()]
+    assert len(found) == 1, (name, labels, found)
+    return float(found[0])
 
 
 def _signed_request() -> dict[str, Any]:

@@ -71,7 +71,7 @@ def running(installed: Installed, tmp_path_factory: pytest.TempPathFactory
         assert wait_http(f"http://127.0.0.1:{port}/health", 60, alive=procs["backend"])
         # no internal token: the SDK's events go unsigned (signing: tests/integration/test_auth)
         local = {"PICKSPIN_CONFIG": str(config), "PICKSPIN_PROMETHEUS_URL": "",
-                 "PICKSPIN_INTERNAL_TOKEN": ""}
+                 "PICKSPIN_INTERNAL_TOKEN": "", "PICKSPIN_METRICS_PORT": str(free_port())}
         for name in ("telemetry", "classifier", "selector", "responder", "gateway"):
             env = local_env(name, local)
             if name == "gateway":  # what the SinkBinding injects in a cluster

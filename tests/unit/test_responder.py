@@ -5,6 +5,7 @@ backend and the sink."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 
 import httpx
@@ -23,16 +24,15 @@ from pickspin.events import (
     decode,
     make_event,
 )
+from pickspin.gateway.coldstart import ColdStarts
+from pickspin.gateway.metrics import GatewayMetrics
 from pickspin.gateway.proxy import BackendProxy
 from pickspin.replyto import carry, check_sink, sink_of
-from pickspin.responder import (
-    Responder,
-    SinkFailed,
-    SinkRefused,
-    Undelivered,
-    chat_body,
-    warm_first,
-)
+from pickspin.responder import Responder, SinkFailed, SinkRefused, Undelivered, chat_body
+from pickspin.settings import Settings
+from tests.conftest import VALUES
+
+SETTINGS = Settings.load(VALUES)
 
 SINK = "http://producer.example/answers"
 ASK = Ask(prompt="Hi?", max_tokens=5)
@@ -68,25 +68,30 @@ def test_the_sink_is_carried_onto_a_reply_and_signed() -> None:
     assert carry(make_event(EventType.PING, {}, "/t"), reply) is reply  # nothing to carry
 
 
-def candidate(service: str, warm: bool, endpoint: str = "http://backend") -> Candidate:
+def candidate(service: str, warm: bool) -> Candidate:
+    svc = SETTINGS.service(service)
     breakdown = ScoreBreakdown(relevance=1, latency=1, cost=1, latency_seconds=0.1,
                                cost_per_query=0.0, score=0.9)
-    return Candidate(service=service, model="m", backend="vllm", endpoint=endpoint,
-                     breakdown=breakdown, warm=warm)
+    return Candidate(service=svc.name, model=svc.model, backend=svc.backend,
+                     endpoint=f"http://{svc.name}", breakdown=breakdown, warm=warm)
 
 
-def selected(ask: Ask | None = ASK,
-             sink: str | None = SINK) -> CloudEvent:
-    data = RouteSelected(request_id="req-1", profile="balanced", strategy="multi-objective",
-                         complexity="low", router="keyword", chosen=candidate("cold", False),
-                         runners_up=(candidate("warm", True),), ask=ask)
+# the chosen (medium tier) is cold; a warm substitute of a higher tier, a warm lower one
+CHOSEN = "llama-3-70b-vllm"
+HIGHER, LOWER = "qwen-3-235b-vllm", "gemma-3-27b-vllm"
+
+
+def selected(ask: Ask | None = ASK, sink: str | None = SINK, profile: str = "balanced",
+             chosen_warm: bool = False) -> CloudEvent:
+    data = RouteSelected(request_id="req-1", profile=profile, strategy="multi-objective",
+                         complexity="medium", router="keyword",
+                         chosen=candidate(CHOSEN, chosen_warm),
+                         runners_up=(candidate(LOWER, True), candidate(HIGHER, True)), ask=ask)
     extensions = {} if sink is None else {"pickspinreplyto": sink}
     return make_event(EventType.ROUTE_SELECTED, data, "/s", **extensions)
 
 
-def test_warm_candidates_are_tried_first_and_the_body_is_one_user_message() -> None:
-    data = RouteSelected.model_validate(selected().get_data())
-    assert [c.service for c in warm_first(data)] == ["warm", "cold"]
+def test_the_body_is_one_user_message_not_streamed() -> None:
     assert chat_body(Ask(prompt="Hi?", max_tokens=5, temperature=0.0)) == {
         "messages": [{"role": "user", "content": "Hi?"}], "stream": False, "max_tokens": 5,
         "temperature": 0.0}
@@ -95,10 +100,13 @@ def test_warm_candidates_are_tried_first_and_the_body_is_one_user_message() -> N
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def responder(backend: Handler, sink: Handler) -> Responder:
+def responder(backend: Handler, sink: Handler, health: Handler | None = None) -> Responder:
     proxy = BackendProxy(http=httpx.Client(transport=httpx.MockTransport(backend)))
     sinks = EventClient(http=httpx.Client(transport=httpx.MockTransport(sink)), token="tok")
-    return Responder(proxy=proxy, sinks=sinks)
+    metrics = GatewayMetrics(SETTINGS)
+    cold = ColdStarts(SETTINGS, metrics.pending, poll_seconds=0.01, http=httpx.Client(
+        transport=httpx.MockTransport(health or (lambda r: httpx.Response(200)))))
+    return Responder(SETTINGS, proxy=proxy, sinks=sinks, metrics=metrics, cold=cold)
 
 
 COMPLETION = {"choices": [{"message": {"role": "assistant", "content": "Hello."},
@@ -107,8 +115,11 @@ COMPLETION = {"choices": [{"message": {"role": "assistant", "content": "Hello."}
 
 
 def test_the_answer_goes_to_the_sink_signed_and_the_reply_is_inference_completed() -> None:
+    """`balanced` substitutes: a warm model of a higher tier answers now, the cold chosen
+    one is woken (its health polled while its pending gauge is up)."""
     asked: list[dict] = []
     delivered: list[CloudEvent] = []
+    polled = threading.Event()
 
     def backend(request: httpx.Request) -> httpx.Response:
         asked.append(json.loads(request.content))
@@ -119,8 +130,15 @@ def test_the_answer_goes_to_the_sink_signed_and_the_reply_is_inference_completed
         delivered.append(decode(dict(request.headers), request.content))
         return httpx.Response(202)
 
-    reply = responder(backend, sink).answer(selected())
-    assert asked[0]["model"] == "m" and asked[0]["max_tokens"] == 5
+    def health(request: httpx.Request) -> httpx.Response:
+        if str(request.url) == f"http://{CHOSEN}/health":
+            polled.set()
+        return httpx.Response(200)
+
+    answering = responder(backend, sink, health)
+    reply = answering.answer(selected())
+    assert asked[0]["model"] == "qwen-3-235b" and asked[0]["max_tokens"] == 5
+    assert polled.wait(5)  # the cold chosen service was woken
     [answer] = delivered
     Signer("tok").verify(answer)
     assert answer.get_type() == "io.pickspin.prompt.answered"
@@ -128,10 +146,45 @@ def test_the_answer_goes_to_the_sink_signed_and_the_reply_is_inference_completed
     data = answer.get_data()
     assert (data["outcome"], data["text"], data["finish_reason"]) == ("success", "Hello.", "stop")
     assert data["usage"] == {"prompt_tokens": 3, "completion_tokens": 2}
-    assert data["service"] == "warm" and data["request_id"] == "req-1"
+    assert data["service"] == HIGHER and data["request_id"] == "req-1"
     assert reply.get_type() == "io.pickspin.inference.completed"
     assert reply.get_data()["outcome"] == "success"
     assert reply.get_data()["completion_tokens"] == 2
+    # counted as the gateway counts: the demand the ScaledObjects read
+    registry = answering.metrics.registry
+    assert registry.get_sample_value("pickspin_requests_total", {
+        "model": "qwen-3-235b", "backend": "vllm", "outcome": "success"}) == 1
+    assert registry.get_sample_value("pickspin_inflight_requests", {"service": HIGHER}) == 0
+    assert registry.get_sample_value("pickspin_route_decisions_total", {
+        "router": "keyword", "complexity": "medium", "model": "qwen-3-235b",
+        "backend": "vllm"}) == 1
+
+
+def test_quality_holds_for_the_cold_chosen_service_with_pending_demand() -> None:
+    """`quality` holds: the prompt waits for the chosen service, counted in
+    `pickspin_pending_requests` (what activates its ScaledObject), and it answers."""
+    asked: list[str] = []
+    pending_seen: list[float | None] = []
+    ready_after = [3]
+    answering: Responder | None = None
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        asked.append(json.loads(request.content)["model"])
+        return httpx.Response(200, json=COMPLETION)
+
+    def health(request: httpx.Request) -> httpx.Response:
+        assert answering is not None
+        pending_seen.append(answering.metrics.registry.get_sample_value(
+            "pickspin_pending_requests", {"service": CHOSEN}))
+        ready_after[0] -= 1
+        return httpx.Response(200 if ready_after[0] <= 0 else 503)
+
+    answering = responder(backend, lambda r: httpx.Response(202), health)
+    answering.answer(selected(profile="quality"))
+    assert pending_seen == [1.0, 1.0, 1.0]
+    assert asked == ["llama-3-70b"]
+    assert answering.metrics.registry.get_sample_value(
+        "pickspin_pending_requests", {"service": CHOSEN}) == 0
 
 
 def test_a_backend_refusal_is_an_error_answer_not_a_retry() -> None:

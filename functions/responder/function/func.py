@@ -4,13 +4,18 @@ to the producer's `pickspinreplyto` sink as `io.pickspin.prompt.answered`, and t
 the Broker is `io.pickspin.inference.completed` (for telemetry).
 
 A func-python CloudEvent function (`invoke: cloudevent`); the work is `pickspin.responder`.
-`PICKSPIN_ANSWER_SECONDS` (default 120) bounds one backend answer.
+`PICKSPIN_ANSWER_SECONDS` (default 120) bounds one backend answer. The middleware answers
+every path but `/health/*` as a CloudEvent endpoint, so the `pickspin_*` metrics (the
+demand and pending requests the ScaledObjects read) are served on a port of their own,
+`PICKSPIN_METRICS_PORT` (unset: not served).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping
+from wsgiref.simple_server import WSGIServer
 
 from cloudevents.core.v1.event import CloudEvent
 
@@ -22,6 +27,7 @@ from pickspin.responder import DEFAULT_ANSWER_SECONDS, Responder
 from pickspin.settings import Settings
 
 ANSWER_SECONDS_ENV = "PICKSPIN_ANSWER_SECONDS"
+METRICS_PORT_ENV = "PICKSPIN_METRICS_PORT"
 
 
 def answer_seconds(cfg: Mapping[str, str]) -> float:
@@ -36,13 +42,29 @@ def answer_seconds(cfg: Mapping[str, str]) -> float:
     return value
 
 
+def metrics_port(cfg: Mapping[str, str]) -> int | None:
+    raw = cfg.get(METRICS_PORT_ENV) or ""
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError("environment", [f"{METRICS_PORT_ENV} must be a port, not {raw!r}"])
+    return int(raw)
+
+
 class ResponderFunction(EventFunction):
     responder: Responder | None = None
+    metrics_server: tuple[WSGIServer, threading.Thread] | None = None
 
     def create_handlers(self, settings: Settings,
                         cfg: Mapping[str, str]) -> Mapping[EventType, EventHandler]:
-        self.responder = Responder(token=cfg.get(TOKEN_ENV) or None,
+        port = metrics_port(cfg)
+        self.responder = Responder(settings, token=cfg.get(TOKEN_ENV) or None,
                                    answer_seconds=answer_seconds(cfg))
+        if port is not None:
+            from prometheus_client import start_http_server
+
+            self.metrics_server = start_http_server(port,
+                                                    registry=self.responder.metrics.registry)
         return {EventType.ROUTE_SELECTED: self.answer}
 
     async def answer(self, event: CloudEvent) -> CloudEvent:
@@ -52,6 +74,9 @@ class ResponderFunction(EventFunction):
 
     def stop(self) -> None:
         super().stop()
+        if self.metrics_server is not None:
+            self.metrics_server[0].shutdown()
+            self.metrics_server[0].server_close()
         if self.responder is not None:
             self.responder.close()
 
