@@ -210,7 +210,10 @@ class LocalBroker:
             dead = CloudEvent({**event.get_attributes(), ERROR_DEST: route.subscriber,
                                ERROR_CODE: str(status if status is not None else 500),
                                ERROR_DATA: data}, event.get_data())
-            self._send(route, sink, dead, dead_letter=True)
+            status, _ = self._send(route, sink, dead, dead_letter=True)
+            if status is None or not 200 <= status < 300:
+                log.warning("trigger %s: the dead-letter sink did not take %s (%s): lost",
+                            route.name, event.get_id(), status)
         except Exception:
             log.exception("trigger %s: dispatching %s failed", route.name, event.get_id())
 
