@@ -46,8 +46,8 @@ def test_baselines_deploy_only_what_their_routing_uses(settings, rows):
 
 
 def _figures(name, cost, slo, accuracy):
-    return Figures(name, "", 100, 0, accuracy, 1.0, cost * 100, cost, 0.1, 0.5, 3, 5, slo, 0, 0,
-                   0, 0, 0.5, 3600, 4, {})
+    return Figures(name, "", 100, 0, accuracy, 1.0, cost * 100, cost, cost / 2, 0.1, 0.5, 3, 5,
+                   slo, 0, 0, 0, 0, 0.5, 3600, 4, {})
 
 
 def test_targets_compare_the_default_profile_with_the_baselines():

@@ -55,14 +55,15 @@ def assumptions(env: Environment) -> list[str]:
 
 
 def table(rows: Sequence[Figures]) -> list[str]:
-    lines = ["| configuration | accuracy | $ / query | GPU-h | TTFT p50 / p99 s | "
-             "latency p50 / p99 s | SLO | failed | cold starts | cold waits | "
-             "slot use | peak GPUs |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| configuration | accuracy | $ / query | allocated $ / query | GPU-h | "
+             "TTFT p50 / p99 s | latency p50 / p99 s | SLO | failed | cold starts | "
+             "cold waits | slot use | peak GPUs |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for f in rows:
         lines.append(
             f"| {f.name} | {100 * f.accuracy:.1f} % | {f.cost_per_query:.5f} | "
-            f"{f.gpu_hours:.1f} | {f.ttft_p50:.2f} / {f.ttft_p99:.2f} | "
+            f"{f.allocated_cost_per_query:.5f} | {f.gpu_hours:.1f} | "
+            f"{f.ttft_p50:.2f} / {f.ttft_p99:.2f} | "
             f"{f.latency_p50:.2f} / {f.latency_p99:.2f} | {100 * f.slo_attainment:.2f} % | "
             f"{f.failed} | {f.cold_starts} | {f.cold_waits} | {100 * f.slot_utilisation:.1f} % "
             f"| {f.peak_gpus} |")
@@ -87,6 +88,10 @@ def write_report(out: Path, settings: Settings, trace: Trace, describe: Mapping[
                for c in checks]
         md.append("")
     md += ["## Every configuration", "", *table(rows), ""]
+    md += ["", "$ / query: every GPU-hour the run kept (idle and loading included) over the "
+           "requests. Allocated $ / query: the GPU time each request occupies "
+           "(`scoring.cost_per_query`: $/s × latency / concurrency), the per-request measure "
+           "Eq. 2's Ĉ uses; idle replicas cost nothing in it.", ""]
     md += [f"- **{f.name}**: {f.note}" for f in rows if f.note]
     if sizing:
         md += ["", "## Static sizing (Erlang C at each service's peak 5-minute rate)", ""]
