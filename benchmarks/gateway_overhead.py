@@ -12,7 +12,13 @@ before and after each concurrency level, divided by the gateway requests. The fo
 functions (the hop's own cost) are shown apart from the backends and the rest (supervisor,
 Prometheus), which also served the direct halves of the pairs.
 
+With `--litellm`, a LiteLLM proxy (one worker) is started in front of the same emulated
+backends and each round also asks through it for the service the gateway chose: its
+overhead and the ratio of the two are printed from the same run, under the same load.
+
     python benchmarks/gateway_overhead.py --requests 500 --concurrency 1 32
+    pip install -e ".[bench]"   # once, for --litellm
+    python benchmarks/gateway_overhead.py --requests 300 --concurrency 1 16 --litellm
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from pickspin.local.processes import Proc
+from pickspin.local.processes import Proc, free_port, spawn, stop, wait_http
 from pickspin.local.stack import down, up
 from pickspin.settings import Settings
 from pickspin.telemetry import quantile as nearest_rank
@@ -40,6 +46,8 @@ from pickspin.telemetry import quantile as nearest_rank
 REPO = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
 FUNCTIONS = ("gateway", "classifier", "selector", "telemetry")
+# the local proxy's admin key (LiteLLM refuses to start without one)
+LITELLM_KEY = "sk-" + os.urandom(16).hex()
 PROMPTS = ["Define the word entropy", "Prove that there are infinitely many primes",
            "Write a short poem about autumn", "List the planets of the solar system",
            "Explain why the sky is blue", "Summarise the plot of Hamlet"]
@@ -95,10 +103,13 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def run(endpoint: str, endpoints: dict[str, str], n: int, concurrency: int,
-        router: str = "keyword") -> dict:
-    pairs: list[tuple[float, float]] = []
+        router: str = "keyword", litellm: str | None = None) -> dict:
+    """`n` rounds over `concurrency` threads; each round asks through the gateway, then
+    straight to the backend it chose, then (with `litellm`) through LiteLLM to that backend."""
+    rounds: list[tuple[float, float, float | None]] = []
+    decisions: list[float] = []  # x-pickspin-decision-ms: the classifier and selector calls
     lock = threading.Lock()
-    http = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=concurrency * 2 + 4))
+    http = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=concurrency * 3 + 4))
     counter = iter(range(n))
 
     def worker() -> None:
@@ -114,24 +125,43 @@ def run(endpoint: str, endpoints: dict[str, str], n: int, concurrency: int,
             service = headers["x-pickspin-service"]
             direct, _ = ttft(http, endpoints[service] + "/v1/chat/completions",
                              {**body, "model": headers["x-pickspin-model"]})
+            other = None
+            if litellm is not None:  # LiteLLM knows each service as a model of that name
+                other, _ = ttft(http, litellm + "/v1/chat/completions",
+                                {**body, "model": service},
+                                {"authorization": f"Bearer {LITELLM_KEY}"})
             with lock:
-                pairs.append((via, direct))
+                rounds.append((via, direct, other))
+                decisions.append(float(headers["x-pickspin-decision-ms"]))
 
     with ThreadPoolExecutor(concurrency) as pool:
         for future in [pool.submit(worker) for _ in range(concurrency)]:
             future.result()  # a failed request fails the benchmark, loudly
     http.close()
-    via = [p[0] * 1000 for p in pairs]
-    direct = [p[1] * 1000 for p in pairs]
-    paired = [v - d for v, d in zip(via, direct, strict=True)]
-    return {
-        "concurrency": concurrency, "requests": len(pairs),
+    via = [r[0] * 1000 for r in rounds]
+    direct = [r[1] * 1000 for r in rounds]
+    result = {
+        "concurrency": concurrency, "requests": len(rounds),
         "gateway_ttft_ms": {"p50": quantile(via, 0.5), "p99": quantile(via, 0.99)},
         "direct_ttft_ms": {"p50": quantile(direct, 0.5), "p99": quantile(direct, 0.99)},
-        "overhead_ms": {"p50": quantile(via, 0.5) - quantile(direct, 0.5),
-                        "p99": quantile(via, 0.99) - quantile(direct, 0.99),
-                        "paired_median": statistics.median(paired)},
+        "decision_ms": {"p50": quantile(decisions, 0.5), "p99": quantile(decisions, 0.99)},
+        "overhead_ms": overhead(via, direct),
     }
+    if litellm is not None:
+        other = [(r[2] or 0.0) * 1000 for r in rounds]
+        result["litellm_ttft_ms"] = {"p50": quantile(other, 0.5), "p99": quantile(other, 0.99)}
+        result["litellm_overhead_ms"] = theirs = overhead(other, direct)
+        ours = result["overhead_ms"]
+        result["overhead_ratio"] = {  # pickspin's overhead / LiteLLM's: below 1 is lighter
+            k: ours[k] / theirs[k] if theirs[k] > 0 else None for k in ("p50", "p99")}
+    return result
+
+
+def overhead(via: list[float], direct: list[float]) -> dict[str, float]:
+    """TTFT added by a hop: its quantiles minus the direct ones, and the median of pairs."""
+    return {"p50": quantile(via, 0.5) - quantile(direct, 0.5),
+            "p99": quantile(via, 0.99) - quantile(direct, 0.99),
+            "paired_median": statistics.median(v - d for v, d in zip(via, direct, strict=True))}
 
 
 def report(r: dict) -> None:
@@ -141,12 +171,47 @@ def report(r: dict) -> None:
     print(f"concurrency {r['concurrency']:>3}: {r['requests']} pairs | TTFT gateway p50 "
           f"{g['p50']:.1f} p99 {g['p99']:.1f} ms | direct p50 {d['p50']:.1f} p99 "
           f"{d['p99']:.1f} ms | overhead p50 {o['p50']:.1f} p99 {o['p99']:.1f} ms "
-          f"(paired median {o['paired_median']:.1f})", flush=True)
+          f"(paired median {o['paired_median']:.1f}; of it Pick's two calls p50 "
+          f"{r['decision_ms']['p50']:.1f} ms)", flush=True)
+    if "litellm_overhead_ms" in r:
+        lo, lt, ratio = r["litellm_overhead_ms"], r["litellm_ttft_ms"], r["overhead_ratio"]
+        shown = {k: "n/a" if v is None else f"{v:.2f}" for k, v in ratio.items()}
+        print(f"    LiteLLM proxy: TTFT p50 {lt['p50']:.1f} p99 {lt['p99']:.1f} ms | overhead "
+              f"p50 {lo['p50']:.1f} p99 {lo['p99']:.1f} ms (paired median "
+              f"{lo['paired_median']:.1f}) | pickspin/LiteLLM overhead ratio p50 "
+              f"{shown['p50']} p99 {shown['p99']}", flush=True)
     print(f"    CPU per request: functions {functions:.2f} ms ("
           + ", ".join(f"{f} {cpu.get(f, 0.0):.2f}" for f in FUNCTIONS)
           + f"); all processes {sum(cpu.values()):.2f} ms ("
           + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items() if k not in FUNCTIONS)
           + "; backends also answered the direct half of each pair)", flush=True)
+
+
+def litellm_config(path: Path, endpoints: dict[str, str], models: dict[str, str]) -> Path:
+    """LiteLLM's proxy config: each service as a model of its own name, at the same
+    emulated backend (an OpenAI-compatible server)."""
+    path.write_text(yaml.safe_dump({
+        "model_list": [{"model_name": name, "litellm_params": {
+            "model": f"openai/{models[name]}", "api_base": f"{url}/v1", "api_key": "none"}}
+            for name, url in endpoints.items()],
+        "litellm_settings": {"telemetry": False, "drop_params": True},
+    }))
+    return path
+
+
+def start_litellm(binary: str, config: Path, logs: Path) -> tuple[Proc, str]:
+    """`litellm --config` on a free port, one worker (as the issue measured it)."""
+    port = free_port()
+    env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
+           "DISABLE_SCHEMA_UPDATE": "True", "LITELLM_MASTER_KEY": LITELLM_KEY}
+    proc = spawn("litellm", "litellm", [binary, "--config", str(config), "--host",
+                                        "127.0.0.1", "--port", str(port), "--num_workers", "1"],
+                 env=env, cwd=None, log_dir=logs, port=port, health="/health/liveliness")
+    url = f"http://127.0.0.1:{port}"
+    if not wait_http(url + "/health/liveliness", 120, alive=proc):
+        stop(proc)
+        raise RuntimeError(f"LiteLLM did not start: {Path(proc.log).read_text()[-2000:]}")
+    return proc, url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,22 +222,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--router", default="keyword",
                         help="x-pickspin-router of the gateway requests (keyword: the "
                              "gateway's own cost, without the encoder's inference)")
+    parser.add_argument("--litellm", nargs="?", const="litellm", metavar="BINARY",
+                        help="also measure a LiteLLM proxy (the `litellm` command of "
+                             "`pip install '.[bench]'`, or the path given) in front of the "
+                             "same backends in the same run, and print the ratio")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "gateway_overhead.json")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pickspin-bench-") as tmp:
         config = constant_ttft_config(Path(tmp) / "values.yaml", args.ttft_ms)
         # every backend warm for the whole run: this measures Pick's path, not Spin's
         stack = up(str(config), Path(tmp) / "state", tick_seconds=5.0, scale=False, log=False)
+        litellm: Proc | None = None
         try:
             settings = Settings.load(stack.config)
             endpoints = {s.name: s.endpoint for s in settings.services}
-            warm = run(stack.endpoint, endpoints, 50, 4, args.router)  # connections, caches
+            litellm_url = None
+            if args.litellm:
+                models = {s.name: s.model for s in settings.services}
+                litellm, litellm_url = start_litellm(
+                    args.litellm, litellm_config(Path(tmp) / "litellm.yaml", endpoints, models),
+                    Path(tmp))
+            warm = run(stack.endpoint, endpoints, 50, 4, args.router, litellm_url)  # caches
             print(f"warm-up: {warm['requests']} pairs", file=sys.stderr)
             results = []
             for c in args.concurrency:
-                procs = stack.procs
+                procs = (*stack.procs, *([litellm] if litellm else []))
                 before = cpu_by_group(procs)
-                r = run(stack.endpoint, endpoints, args.requests, c, args.router)
+                r = run(stack.endpoint, endpoints, args.requests, c, args.router, litellm_url)
                 after = cpu_by_group(procs)
                 r["cpu_ms_per_request"] = {
                     group: round((after[group] - before.get(group, 0.0)) * 1000
@@ -180,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(r)
                 report(r)
         finally:
+            if litellm is not None:
+                stop(litellm)
             down(Path(tmp) / "state")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"ttft_ms": args.ttft_ms, "results": results}, indent=2))
