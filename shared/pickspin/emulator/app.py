@@ -1,4 +1,4 @@
-"""The emulated backend as a raw ASGI app: OpenAI endpoints, health, metrics.
+"""The emulated backend as an ASGI app (Starlette): OpenAI endpoints, health, metrics.
 
 One instance emulates one service (model × backend). Requests wait for one of
 `max_concurrency` slots (an asyncio semaphore; waiting requests are the kind's
@@ -27,14 +27,18 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
 from pickspin.emulator.metrics import EngineMetrics, make_metrics
 from pickspin.emulator.openai_format import (
     CompletionRequest,
     EmulatedFailure,
     Endpoint,
-    MethodNotAllowed,
     ModelLoading,
-    NotFound,
     full_response,
     parse_request,
     sse,
@@ -42,13 +46,9 @@ from pickspin.emulator.openai_format import (
     usage_chunk,
 )
 from pickspin.emulator.profile import EmulationProfile, filler_tokens
-from pickspin.errors import InvalidRequest, PickspinError
+from pickspin.errors import InvalidRequest
+from pickspin.httpfunction import register_error_handlers
 from pickspin.settings import BackendKind
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 ROUTES = {"/v1/chat/completions": Endpoint.CHAT, "/v1/completions": Endpoint.COMPLETION}
@@ -92,50 +92,39 @@ class EmulatorApp:
         self.waiting = 0
         self._slots = asyncio.Semaphore(profile.max_concurrency)
         self.metrics.set_load(0, 0, profile.max_concurrency)
+        self.asgi = Starlette(routes=self._routes())
+        register_error_handlers(self.asgi)  # the OpenAI envelope, as the gateway's
 
     @property
     def ready(self) -> bool:
         return self.clock() >= self.ready_at
 
-    # ---- ASGI entry -------------------------------------------------------------------
+    # ---- HTTP face (Starlette) ---------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        path, method = scope["path"], scope["method"]
-        try:
-            if path in ROUTES:
-                if method != "POST":
-                    raise MethodNotAllowed(f"{method} is not allowed on {path}")
-                await self._completion(ROUTES[path], receive, send)
-            elif method != "GET":
-                raise (MethodNotAllowed if path in self._get_paths() else NotFound)(
-                    f"{method} {path} is not served")
-            elif path in self.health_paths:
-                if not self.ready:
-                    raise self._loading()
-                # a server whose readiness is its model list (llama.cpp) still lists models
-                body = self._model_list() if path == "/v1/models" else {"status": "ok"}
-                await _send_json(send, 200, body)
-            elif path in self.metrics_paths:
-                await _send(send, 200, self.metrics.render(), self.metrics.content_type)
-            elif path == "/v1/models":
-                await _send_json(send, 200, self._model_list())
-            else:
-                raise NotFound(f"{path} is not served by this emulated {self.kind.value} backend")
-        except PickspinError as exc:
-            await _send_json(send, exc.status, exc.envelope())
-        except _ClientGone:
-            pass
-        except Exception:  # a bug, not bad input: still answer with the envelope
-            log.exception("emulator failed on %s %s", method, path)
-            with contextlib.suppress(Exception):
-                await _send_json(send, 500, PickspinError("internal emulator error").envelope())
+        await self.asgi(scope, receive, send)
 
-    def _get_paths(self) -> set[str]:
-        return self.health_paths | self.metrics_paths | {"/v1/models"}
+    def _routes(self) -> list[Route]:
+        """The completions, the kind's health and metrics paths, `/v1/models`."""
+        routes = [Route(path, _Completions(self, endpoint), methods=["POST"])
+                  for path, endpoint in ROUTES.items()]
+        routes += [Route(path, self._health, methods=["GET"]) for path in self.health_paths]
+        routes += [Route(path, self._metrics, methods=["GET"]) for path in self.metrics_paths]
+        if "/v1/models" not in self.health_paths:
+            routes.append(Route("/v1/models", self._models, methods=["GET"]))
+        return routes
+
+    async def _health(self, request: Request) -> Response:
+        if not self.ready:
+            raise self._loading()
+        # a server whose readiness is its model list (llama.cpp) still lists models
+        body = self._model_list() if request.url.path == "/v1/models" else {"status": "ok"}
+        return JSONResponse(body)
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse(self._model_list())
 
     def _loading(self) -> ModelLoading:
         left = max(self.ready_at - self.clock(), 0.0)
@@ -272,14 +261,17 @@ class _ClientGone(Exception):
     """The client left before its request could be answered."""
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+class _Completions:
+    """The completion endpoints as a raw ASGI route: the answer is streamed with `send`
+    while `receive` is watched for the client leaving (which frees its slot at once)."""
+
+    def __init__(self, app: EmulatorApp, endpoint: Endpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with contextlib.suppress(_ClientGone):
+            await self.app._completion(self.endpoint, receive, send)
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -38,16 +38,6 @@ class EmulatedFailure(PickspinError):
     code = "emulated_failure"
 
 
-class NotFound(InvalidRequest):
-    status = 404
-    code = "not_found"
-
-
-class MethodNotAllowed(InvalidRequest):
-    status = 405
-    code = "method_not_allowed"
-
-
 @dataclass(frozen=True)
 class CompletionRequest:
     """The parts of a validated request the emulator acts on."""
