@@ -32,7 +32,7 @@ from pickspin.sim.command import DEFAULT_CACHE
 from pickspin.sim.engine import LOCAL, Config, Environment, simulate
 from pickspin.sim.prompts import load_rows
 from pickspin.sim.summary import figures
-from pickspin.sim.trace import Trace, TraceSpec, generate, write_trace
+from pickspin.sim.trace import Trace, TraceSpec, generate, parse_points, write_trace
 
 REAL_MODEL = "gemma-3-270m-llamacpp"
 TOLERANCE = 0.10
@@ -108,8 +108,10 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=5.0)
-    p.add_argument("--rate", default="0:0.3,60:2,150:2,170:0.2,300:0.2",
-                   help="arrival rate points over the trace (seconds:req/s)")
+    p.add_argument("--rate", default="0:0.4,40:2,110:2,120:0,230:0,231:1.2,300:1.2",
+                   help="arrival rate points over the trace (seconds:req/s); the default has "
+                        "a 110 s pause, longer than the cooldown, so services go to zero "
+                        "and start again")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--cooldown", type=int, default=45)
@@ -122,7 +124,10 @@ def main() -> int:
     settings = Settings.from_mapping(values)
     rows = {r.key: r for r in load_rows(settings, DEFAULT_CACHE)}
     seconds = a.minutes * 60
-    expected = int(np.mean([float(x.split(":")[1]) for x in a.rate.split(",")]) * seconds)
+    points = parse_points(a.rate)
+    grid = np.linspace(0, seconds, 10_001)
+    rate = np.interp(grid, [x for x, _ in points], [y for _, y in points])
+    expected = round(float(rate.mean()) * seconds)  # the rate as given, not rescaled
     trace = generate(TraceSpec("points", expected, seconds, a.seed, points=a.rate), sorted(rows))
     write_trace(trace, a.out / "trace.csv")
     services = [s.name for s in settings.services if s.name != REAL_MODEL]
@@ -215,13 +220,16 @@ def _plot(out: Path, live_t: np.ndarray, live_r: np.ndarray, sim, names) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    ax.step(live_t, live_r.sum(axis=1), where="post", label="live: replicas (all services)")
-    ax.step(sim.samples, sim.replicas.sum(axis=1), where="post", linestyle="--",
-            label="simulated")
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for j, name in enumerate(names):
+        if not (live_r[:, j].any() or sim.replicas[:, j].any()):
+            continue
+        line = ax.step(live_t, live_r[:, j] + 0.03 * j, where="post", label=f"{name} live")
+        ax.step(sim.samples, sim.replicas[:, j] - 0.03 * j, where="post", linestyle="--",
+                color=line[0].get_color(), label=f"{name} simulated")
     ax.set_xlabel("seconds")
-    ax.set_ylabel("replicas")
-    ax.legend()
+    ax.set_ylabel("replicas (lines offset slightly)")
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(out / "sim-vs-live.png", dpi=100)
     plt.close(fig)

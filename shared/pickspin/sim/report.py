@@ -79,7 +79,8 @@ def write_report(out: Path, settings: Settings, trace: Trace, describe: Mapping[
     md = [f"# Pick and Spin on a {describe['shape']} trace", "",
           f"{len(trace)} requests over {trace.seconds / 3600:.2f} h "
           f"({', '.join(f'{k} {v}' for k, v in describe.items())}); prompts drawn from "
-          "held-out rows with real outcomes; SLO: TTFT ≤ "
+          "held-out rows with real outcomes, classified by the "
+          f"{settings.routing.mode.value} router; SLO: TTFT ≤ "
           f"{slo_ttft:g} s. Simulated in {seconds:.1f} s.", ""]
     if checks:
         md += ["## Targets (default profile)", "", "| target | measured | met |",
@@ -104,6 +105,7 @@ def write_report(out: Path, settings: Settings, trace: Trace, describe: Mapping[
     path = out / "simulate.md"
     path.write_text("\n".join(md) + "\n", encoding="utf-8")
     data = {"trace": {**describe, "requests": len(trace), "seconds": trace.seconds},
+            "router": settings.routing.mode.value,
             "environment": env.__dict__, "slo_ttft_seconds": slo_ttft,
             "simulated_in_seconds": round(seconds, 2),
             "targets": [c.__dict__ for c in checks],
