@@ -46,3 +46,46 @@ def test_an_uninformative_classifier_does_not_beat_random_mix():
     probs = np.full((len(label), 3), 1 / 3)
     q = routing_quality("flat", probs, correct, costs, quality)
     assert q.apgr <= q.random_mix_apgr + 1e-9
+
+
+# ---- the hybrid threshold, chosen on dev -------------------------------------------------
+def _threshold_rows(keyword_texts: dict[str, str]):
+    """40 dev gsm8k rows (24 low, 10 medium, 6 high) whose semantic output is right on every
+    row but the first ten low ones (called medium); each row's text carries the keywords
+    given for its class."""
+    from pickspin.semantic.data import Example, Outcome, split_of
+    from pickspin.semantic.heads import class_probabilities
+    from pickspin.semantic.offline import RouterOutput
+
+    labels = ["low"] * 24 + ["medium"] * 10 + ["high"] * 6
+    outcomes = {"low": (True, True, True), "medium": (False, True, True),
+                "high": (False, False, True)}
+    keys = (f"gsm8k:{n}" for n in range(10_000) if split_of(f"gsm8k:{n}") == "dev")
+    rows = [Example(key, "gsm8k", f"{keyword_texts[lab]} question {i}", lab,
+                    "outcome:gsm8k", Outcome("gsm8k", outcomes[lab]))
+            for (i, lab), key in zip(enumerate(labels), keys)]
+    said = {"low": [0.9, 0.9, 0.9], "medium": [0.1, 0.9, 0.9], "high": [0.1, 0.1, 0.9]}
+    classes = ["medium" if i < 10 else lab for i, lab in enumerate(labels)]
+    success = np.array([said[c] for c in classes])
+    return rows, RouterOutput(class_probabilities(success), classes, success)
+
+
+@pytest.mark.parametrize("texts, expected", [
+    # the keywords name every row's class: the decisive ones mend the ten low rows the model
+    # got wrong and every recall stays 1.0, so a threshold that lets them stand wins
+    ({"low": "define", "medium": "tell me", "high": "prove"}, 0.8),
+    # the keywords also call the six high rows low: accuracy still rises (+10 −6 rows), but
+    # high recall falls to 0, so the threshold that never lets a keyword verdict stand wins
+    ({"low": "define", "medium": "tell me", "high": "define"}, 1.0),
+])
+def test_the_hybrid_threshold_keeps_every_class_recall(texts, expected):
+    from pickspin.routers import KeywordRouter
+    from pickspin.semantic.offline import choose_threshold
+    from pickspin.settings import Keywords
+
+    rows, sem = _threshold_rows(texts)
+    keyword = KeywordRouter(Keywords(low=("define",), high=("prove",)))
+    costs = {"small": 0.001, "medium": 0.01, "large": 0.1}
+    chosen, apgr = choose_threshold(rows, keyword, sem, rows, costs)
+    assert chosen == expected
+    assert len(set(apgr.values())) == 1  # success estimates decide routing, not the class

@@ -177,7 +177,8 @@ def _costs_of(rows: Sequence[Example], source: str, costs: Mapping[str, float]) 
     return np.array(out, dtype=float)
 
 
-THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # keyword confidence tops at 0.85: 1.0 = never
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+MIN_RECALL = 0.35  # issue 8: every class's recall at least this  # keyword confidence tops at 0.85: 1.0 = never
 
 
 def _source_rows(rows: Sequence[Example], source: str) -> list[int]:
@@ -213,18 +214,22 @@ def routing_by_source(rows: Sequence[Example], outputs: Mapping[str, RouterOutpu
 def choose_threshold(dev: Sequence[Example], keyword: KeywordRouter, sem: RouterOutput,
                      fit_rows: Sequence[Example], costs: Mapping[str, float]
                      ) -> tuple[float, dict[float, float]]:
-    """The hybrid threshold with the best mean APGR over the sources on dev rows, then the
-    best dev class accuracy (with success estimates, APGR does not depend on it)."""
+    """The hybrid threshold with the best mean APGR over the sources on dev rows, then every
+    class's dev recall at least MIN_RECALL, then the best dev class accuracy (with success
+    estimates, APGR does not depend on it)."""
     kw = [keyword.classify(e.text) for e in dev]
     truth = [e.label for e in dev]
     scores: dict[float, float] = {}
     acc: dict[float, float] = {}
+    recall_ok: dict[float, bool] = {}
     for t in THRESHOLDS:
         out = hybrid_of(kw, sem, t)
         by_source = routing_by_source(dev, {"hybrid": out}, dev, fit_rows, costs)
         scores[t] = round(float(np.mean([q["hybrid"].apgr for q in by_source.values()])), 4)
         acc[t] = accuracy(truth, out.classes)
-    return max(scores, key=lambda t: (scores[t], acc[t], t)), scores
+        recall = per_class_recall(confusion(truth, out.classes))
+        recall_ok[t] = min(recall.values()) >= MIN_RECALL
+    return max(scores, key=lambda t: (scores[t], recall_ok[t], acc[t], t)), scores
 
 
 def calibration(sem: RouterOutput, rows: Sequence[Example]) -> dict[str, dict[str, float]]:

@@ -99,7 +99,8 @@ def markdown(ev: Evaluation) -> str:
     if ev.hybrid_dev_apgr:
         lines += ["", "Hybrid threshold chosen on dev (mean APGR over the sets): " + ", ".join(
             f"{t:g} → {v:.3f}" for t, v in ev.hybrid_dev_apgr.items())
-            + f"; chosen {ev.hybrid_threshold_on_dev:g}."]
+            + f"; chosen {ev.hybrid_threshold_on_dev:g} (ties: every class's dev recall ≥ 0.35, "
+            "then dev class accuracy)."]
     lines += ["", "Per-class figures are recall. Per benchmark:", "",
               "| benchmark | " + " | ".join(ROUTERS) + " |", "|---|" + "---|" * len(ROUTERS)]
     benches = sorted(ev.classifier["semantic"].per_benchmark)
