@@ -2,8 +2,9 @@
 
 Shapes follow the OpenAI API reference for `POST /v1/chat/completions` and
 `POST /v1/completions` (objects `chat.completion`, `chat.completion.chunk`,
-`text_completion`), as vLLM, TGI and trtllm-serve return them. Bad input raises
-`InvalidRequest` (HTTP 400) naming the parameter; it never reaches a 5xx.
+`text_completion`), as vLLM, TGI and trtllm-serve return them. Requests are read with the
+gateway's models (`pickspin.openai_protocol`); bad input raises `InvalidRequest` (HTTP 400)
+naming the parameter; it never reaches a 5xx.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from pickspin import openai_protocol as protocol
 from pickspin.emulator.profile import estimate_prompt_tokens
 from pickspin.errors import InvalidRequest, ModelNotFound, PickspinError
 
@@ -59,112 +61,44 @@ class CompletionRequest:
         return "length" if self.length_limited else "stop"
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _chat_prompt(messages: Any) -> str:
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
-    parts: list[str] = []
-    for i, msg in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(msg, dict):
-            raise InvalidRequest(f"'{where}' must be an object", param=where)
-        if not isinstance(msg.get("role"), str):
-            raise InvalidRequest(f"'{where}.role' must be a string", param=f"{where}.role")
-        content = msg.get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            for part in content:
-                if not isinstance(part, dict):
-                    raise InvalidRequest(
-                        f"'{where}.content' parts must be objects", param=f"{where}.content"
-                    )
-                if isinstance(part.get("text"), str):
-                    parts.append(part["text"])
-        elif content is not None:
-            raise InvalidRequest(
-                f"'{where}.content' must be a string, an array or null", param=f"{where}.content"
-            )
-    return "\n".join(parts)
-
-
-def _completion_prompt(prompt: Any) -> str:
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list) and prompt:
-        if all(isinstance(p, str) for p in prompt):
-            return "\n".join(prompt)
-        if all(_is_int(t) for t in prompt):
-            return " ".join(str(t) for t in prompt)
-    raise InvalidRequest(
-        "'prompt' must be a string, an array of strings or an array of token ids",
-        param="prompt",
-    )
-
-
 def parse_request(
     endpoint: Endpoint, body: bytes, *, served_model: str, default_max_tokens: int,
     max_model_len: int,
 ) -> CompletionRequest:
-    """Validate a request body; raise `InvalidRequest` (400) or `ModelNotFound` (404)."""
+    """Validate a request body (types and ranges: `pickspin.openai_protocol`, as the gateway
+    reads it); raise `InvalidRequest` (400) or `ModelNotFound` (404)."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("the request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    model = data.get("model", served_model)
-    if not isinstance(model, str):
-        raise InvalidRequest("'model' must be a string", param="model")
+    if endpoint is Endpoint.CHAT:
+        chat = protocol.ChatRequest.read(data)
+        request: protocol.ChatRequest | protocol.CompletionRequest = chat
+        prompt_text = "\n".join(m.text for m in chat.messages if m.text)
+        limit_key, limit = "max_completion_tokens", chat.max_completion_tokens
+    else:
+        completion = request = protocol.CompletionRequest.read(data)
+        prompt = completion.prompt
+        prompt_text = prompt if isinstance(prompt, str) else (
+            "\n".join(prompt) if isinstance(prompt[0], str) else " ".join(map(str, prompt)))
+        limit_key, limit = "max_tokens", None
+    if limit is None:
+        limit_key, limit = "max_tokens", request.max_tokens
+    model = served_model if request.model is None else request.model
     if model != served_model:
         raise ModelNotFound(f"The model `{model}` does not exist.", param="model")
-    stream = data.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise InvalidRequest("'stream' must be a boolean", param="stream")
-    stream_options = data.get("stream_options") or {}
-    if not isinstance(stream_options, dict):
-        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
-    n = data.get("n", 1)
-    if n is not None and (not _is_int(n) or n != 1):
-        raise InvalidRequest("the emulator serves n=1 only", param="n")
-
-    limit_key = "max_completion_tokens" if endpoint is Endpoint.CHAT else "max_tokens"
-    limit = data.get(limit_key)
-    if limit is None:
-        limit_key, limit = "max_tokens", data.get("max_tokens")
-    if limit is not None:
-        if not _is_int(limit):
-            raise InvalidRequest(f"'{limit_key}' must be an integer", param=limit_key)
-        if limit < 1:
-            raise InvalidRequest(f"'{limit_key}' must be at least 1, got {limit}", param=limit_key)
-        if limit > max_model_len:
-            raise InvalidRequest(
-                f"'{limit_key}' = {limit} exceeds the model's context length {max_model_len}",
-                param=limit_key,
-            )
-
-    if endpoint is Endpoint.CHAT:
-        if "messages" not in data:
-            raise InvalidRequest("'messages' is required", param="messages")
-        prompt_text = _chat_prompt(data["messages"])
-    else:
-        if "prompt" not in data:
-            raise InvalidRequest("'prompt' is required", param="prompt")
-        prompt_text = _completion_prompt(data["prompt"])
-
+    if limit is not None and limit > max_model_len:
+        raise InvalidRequest(
+            f"'{limit_key}' = {limit} exceeds the model's context length {max_model_len}",
+            param=limit_key)
     return CompletionRequest(
         endpoint=endpoint,
         model=model,
-        stream=stream,
+        stream=bool(request.stream),
         max_tokens=limit if limit is not None else default_max_tokens,
         length_limited=limit is not None,
         prompt_text=prompt_text,
-        include_usage=bool(stream_options.get("include_usage", False)),
+        include_usage=bool(request.stream_options and request.stream_options.include_usage),
     )
 
 

@@ -1,4 +1,6 @@
-"""Validation of OpenAI chat and completion requests: every mistake is a 400 naming the field."""
+"""The gateway's reading of OpenAI chat and completion requests: every mistake is a 400
+naming the field. Bytes and JSON limits here; types and ranges in `pickspin.openai_protocol`;
+then the prompt the classifier reads."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pickspin.errors import InvalidRequest, PayloadTooLarge
+from pickspin.openai_protocol import ChatRequest, CompletionRequest
 
-ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_DISCARD_BYTES = 64 * 1024 * 1024  # read and dropped past the limit, then the 413
 MAX_DEPTH = 64  # JSON nesting; OpenAI requests need a handful of levels (tools' schemas more)
@@ -49,6 +51,8 @@ async def read_body(chunks: AsyncIterable[bytes], limit: int = MAX_BODY_BYTES,
 
 
 def parse(raw: bytes, kind: Literal["chat", "completion"]) -> ParsedRequest:
+    """A request body → what the gateway needs of it; the types and ranges are
+    `pickspin.openai_protocol`'s (the emulated backends read the same models)."""
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -60,15 +64,17 @@ def parse(raw: bytes, kind: Literal["chat", "completion"]) -> ParsedRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     check_values(body)
-    model = body.get("model", AUTO_MODEL)
-    if not isinstance(model, str) or not model.strip():
+    if kind == "chat":
+        chat = ChatRequest.read(body)
+        request: ChatRequest | CompletionRequest = chat
+        prompt = _chat_prompt(chat)
+    else:
+        request = CompletionRequest.read(body)
+        prompt = _completion_prompt(request)
+    model = AUTO_MODEL if request.model is None else request.model
+    if not model.strip():
         raise InvalidRequest("'model' must be a non-empty string", param="model")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise InvalidRequest("'stream' must be a boolean", param="stream")
-    _check_numbers(body)
-    prompt = _chat_prompt(body) if kind == "chat" else _completion_prompt(body)
-    return ParsedRequest(kind, body, model, prompt, stream)
+    return ParsedRequest(kind, body, model, prompt, bool(request.stream))
 
 
 class _NonFinite(str):
@@ -106,45 +112,13 @@ def _check_text(text: str, where: str) -> None:
                              param=where) from None
 
 
-def _check_numbers(body: dict[str, Any]) -> None:
-    for field in ("max_tokens", "max_completion_tokens"):
-        value = body.get(field)
-        if value is not None and (not _is_int(value) or value < 1):
-            raise InvalidRequest(f"'{field}' must be a positive integer", param=field)
-    n = body.get("n")
-    if n is not None and (not _is_int(n) or n != 1):
-        raise InvalidRequest("only 'n' = 1 is supported", param="n")
-    ranges = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0),
-              "presence_penalty": (-2.0, 2.0), "frequency_penalty": (-2.0, 2.0)}
-    for field, (lo, hi) in ranges.items():
-        value = body.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, int | float) or isinstance(value, bool) or not lo <= value <= hi:
-            raise InvalidRequest(f"'{field}' must be a number in [{lo}, {hi}]", param=field)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _chat_prompt(body: dict[str, Any]) -> str:
-    messages = body.get("messages")
-    if messages is None:
-        raise InvalidRequest("'messages' is required", param="messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
-    texts: list[tuple[str, str]] = []
-    for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            raise InvalidRequest(f"'{where}' must be an object", param=where)
-        role = message.get("role")
-        if role not in ROLES:
-            raise InvalidRequest(
-                f"'{where}.role' must be one of {sorted(ROLES)}", param=f"{where}.role"
-            )
-        texts.append((role, _content_text(message.get("content"), f"{where}.content", role)))
+def _chat_prompt(chat: ChatRequest) -> str:
+    """The text the classifier reads: the last user message's, else the last text."""
+    for i, message in enumerate(chat.messages):
+        if message.content is None and message.role not in ("assistant", "tool", "function"):
+            raise InvalidRequest(f"'messages[{i}].content' is required for a {message.role} "
+                                 "message", param=f"messages[{i}].content")
+    texts = [(m.role, m.text) for m in chat.messages]
     user = [text for role, text in texts if role == "user" and text]
     prompt = user[-1] if user else next((t for _, t in reversed(texts) if t), "")
     if not prompt.strip():
@@ -152,37 +126,14 @@ def _chat_prompt(body: dict[str, Any]) -> str:
     return prompt
 
 
-def _content_text(content: Any, where: str, role: str) -> str:
-    if isinstance(content, str):
-        return content
-    if content is None and role in ("assistant", "tool", "function"):
-        return ""
-    if isinstance(content, list):
-        parts = []
-        for j, part in enumerate(content):
-            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                raise InvalidRequest(f"'{where}[{j}]' must be a content part object",
-                                     param=f"{where}[{j}]")
-            if part["type"] == "text":
-                if not isinstance(part.get("text"), str):
-                    raise InvalidRequest(f"'{where}[{j}].text' must be a string",
-                                         param=f"{where}[{j}].text")
-                parts.append(part["text"])
-        return "\n".join(parts)
-    raise InvalidRequest(f"'{where}' must be a string or an array of parts", param=where)
-
-
-def _completion_prompt(body: dict[str, Any]) -> str:
-    prompt = body.get("prompt")
-    if prompt is None:
-        raise InvalidRequest("'prompt' is required", param="prompt")
+def _completion_prompt(request: CompletionRequest) -> str:
+    """One prompt (a batch of several would be several answers)."""
+    prompt = request.prompt
     if isinstance(prompt, list):
         if len(prompt) != 1 or not isinstance(prompt[0], str):
             raise InvalidRequest("'prompt' must be a string or an array of one string",
                                  param="prompt")
         prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise InvalidRequest("'prompt' must be a string", param="prompt")
     if not prompt.strip():
         raise InvalidRequest("'prompt' must not be empty", param="prompt")
-    return prompt
+    return str(prompt)
