@@ -234,7 +234,7 @@ def kill(tmp: Path, gateways: int | None = None, gateway_kills: int = 5) -> dict
             load.join()
             known = [b for b in backs if b is not None]
             out[kind] = {"kills": rounds, "back_s": max(known) if len(known) == rounds else None,
-                         **tally.to_json()}
+                         "back_s_each": backs, **tally.to_json()}
             print(f"kill {kind}: {json.dumps(out[kind])} ({uptime()})", flush=True)
     finally:
         down(state)
