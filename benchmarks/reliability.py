@@ -45,6 +45,7 @@ import yaml
 
 from pickspin.local.demo import quick_spin_values
 from pickspin.local.stack import Stack, down, services, up
+from pickspin.local.supervisor import STABLE_SECONDS
 from pickspin.telemetry import quantile as nearest_rank
 
 REPO = Path(__file__).resolve().parents[1]
@@ -212,7 +213,8 @@ KINDS = ("classifier", "selector", "telemetry", "prometheus", "scaler", "replica
 
 def kill(tmp: Path, gateways: int | None = None, gateway_kills: int = 5) -> dict[str, object]:
     """Each process kind killed once under load; the gateway `gateway_kills` times (its
-    losses are rare events: one kill says little), the busiest replica each time."""
+    losses are rare events: one kill says little), the busiest replica each time, each kill
+    `STABLE_SECONDS` after the last so that none meets a crash loop's longer back-off."""
     state = tmp / "kill"
     stack = up(str(values(tmp, warm_pool={"small": 1, "medium": 1})), state, tick_seconds=0.5,
                log=False, gateways=gateways)
@@ -227,8 +229,12 @@ def kill(tmp: Path, gateways: int | None = None, gateway_kills: int = 5) -> dict
             load.start()
             time.sleep(2.0)
             rounds = gateway_kills if kind == "gateway" else 1
-            backs = [kill_once(state, busiest(state, replicas) if kind == "gateway" else kind)
-                     for _ in range(rounds)]
+            backs = []
+            for i in range(rounds):
+                if i:  # past the supervisor's crash-loop window, so each kill is a first one
+                    time.sleep(STABLE_SECONDS)  # (not 0.2, 0.4, 0.8… s of growing back-off)
+                backs.append(kill_once(state, busiest(state, replicas) if kind == "gateway"
+                                       else kind))
             time.sleep(1.0)
             stop.set()
             load.join()
