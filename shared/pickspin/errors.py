@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def error_envelope(message: str, type_: str, code: str | None,
+                   param: str | None = None) -> dict[str, Any]:
+    """The OpenAI error envelope: every error answer pickspin gives has this shape."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
 class PickspinError(Exception):
     """Base of every error pickspin raises on purpose."""
 
@@ -22,14 +28,7 @@ class PickspinError(Exception):
 
     def envelope(self) -> dict[str, Any]:
         """The OpenAI error envelope."""
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
+        return error_envelope(self.message, self.type, self.code, self.param)
 
 
 class ConfigError(PickspinError):

@@ -25,7 +25,7 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.errors import ConfigError, InvalidEvent, PickspinError
+from pickspin.errors import ConfigError, InvalidEvent, PickspinError, error_envelope
 from pickspin.eventauth import TOKEN_ENV, Signer
 from pickspin.events import EventType
 from pickspin.settings import CONFIG_ENV, Settings
@@ -167,8 +167,3 @@ async def _respond(send: Any, status: int, body: bytes,
         headers.append((b"content-type", content_type))
     await raw({"type": "http.response.start", "status": status, "headers": headers})
     await raw({"type": "http.response.body", "body": body})
-
-
-def error_envelope(message: str, type_: str, code: str | None) -> dict[str, Any]:
-    """The OpenAI error envelope for an error that is not a `PickspinError`."""
-    return {"error": {"message": message, "type": type_, "param": None, "code": code}}

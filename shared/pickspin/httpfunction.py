@@ -22,8 +22,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pickspin.errors import PickspinError
-from pickspin.function import ASGIReceive, ASGISend, Function, error_envelope
+from pickspin.errors import PickspinError, error_envelope
+from pickspin.function import ASGIReceive, ASGISend, Function
 from pickspin.settings import Settings
 
 log = logging.getLogger("pickspin")
@@ -40,10 +40,8 @@ def error_response(status: int, message: str, type_: str, code: str | None,
                    param: str | None = None, headers: Mapping[str, str] | None = None
                    ) -> Response:
     """An answer in the OpenAI error envelope."""
-    body = error_envelope(message, type_, code)
-    if param is not None:
-        body["error"]["param"] = param
-    return Response(json.dumps(body), status_code=status, media_type=JSON, headers=headers)
+    return Response(json.dumps(error_envelope(message, type_, code, param)),
+                    status_code=status, media_type=JSON, headers=headers)
 
 
 class StarletteFunction(Function):

@@ -31,6 +31,7 @@ from pickspin.errors import (
     RelayedError,
     Unreachable,
     UpstreamError,
+    error_envelope,
 )
 from pickspin.events import (
     Candidate,
@@ -43,7 +44,6 @@ from pickspin.events import (
     data_of,
     make_event,
 )
-from pickspin.function import error_envelope
 from pickspin.gateway import accesslog
 from pickspin.gateway.coldstart import ColdStarts
 from pickspin.gateway.metrics import GatewayMetrics
