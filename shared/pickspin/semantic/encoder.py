@@ -103,10 +103,11 @@ class OnnxEncoder:
 
     @classmethod
     def load(cls, model_file: Path, tokenizer_file: Path, max_length: int,
-             threads: int = 1) -> OnnxEncoder:
+             threads: int = 1, spinning: bool = False) -> OnnxEncoder:
         from pickspin.semantic.runtime import open_session
 
-        return cls(open_session(model_file, threads), load_tokenizer(tokenizer_file, max_length))
+        return cls(open_session(model_file, threads, spinning),
+                   load_tokenizer(tokenizer_file, max_length))
 
     def embed(self, texts: Sequence[str]) -> tuple[Any, list[bool]]:
         import numpy as np

@@ -53,13 +53,16 @@ def resolve_model_dir(path: str | Path) -> Path:
     return p if p.is_absolute() else PACKAGE_DIR / p
 
 
-def open_session(model_file: Path, threads: int = 1) -> Any:
+def open_session(model_file: Path, threads: int = 1, spinning: bool = False) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # idle intra-op threads sleep instead of spinning: on a shared 2-core machine spinning
+    # doubled the CPU per prompt and the p50 under load (benchmarks/classifier_speed.py)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return ort.InferenceSession(str(model_file), opts, providers=["CPUExecutionProvider"])
 
 
