@@ -43,6 +43,12 @@ def test_baselines_deploy_only_what_their_routing_uses(settings, rows):
     assert static.static == sizing["static-peak"].replicas
     assert all(n >= 1 for n in static.static.values())
     assert set(static.static) == set(sizing["static-peak"].peak_rate)
+    lean = next(c for c in configs if c.name == "static-lean")
+    assert lean.static and set(lean.static) <= set(static.static)
+    kept = sizing["static-lean"].requests
+    full = sizing["static-peak"].requests
+    assert all(full[n] >= 0.01 * len(trace) for n in lean.static)
+    assert sum(kept.values()) == len(trace)  # the left-out services' requests went elsewhere
 
 
 def _figures(name, cost, slo, accuracy):
@@ -74,6 +80,6 @@ def test_the_report_is_markdown_json_and_png(settings, rows, tmp_path, capsys):
     assert all(c in data["timeline"] for c in ("pickspin/balanced", "static-peak"))
     assert (tmp_path / "replicas-over-time.png").stat().st_size > 1000
     assert (tmp_path / "cost-vs-accuracy.png").stat().st_size > 1000
-    assert "simulated 7 configurations" in capsys.readouterr().out
+    assert "simulated 8 configurations" in capsys.readouterr().out
     gpus = np.array(data["timeline"]["static-peak"]["gpus"])
     assert (gpus == gpus[0]).all()  # static: the same GPUs all along

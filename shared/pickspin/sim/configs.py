@@ -25,6 +25,8 @@ from pickspin.sim.prompts import PromptRow
 from pickspin.sim.timing import ServiceTiming
 from pickspin.sim.trace import Trace
 
+#: static-lean leaves out services that would take fewer than this share of the requests
+LEAN_SHARE = 0.01
 #: the model every request goes to in the always-large and scaling-without-routing runs
 LARGE = "deepseek-r1"
 
@@ -54,8 +56,12 @@ def replicas_for(peak_rate: float, timing: ServiceTiming, tokens: int, target: f
 
 def warm_choices(settings: Settings, config: Config, rows: Mapping[str, PromptRow],
                  keys: list[str], seed: int = 13) -> dict[str, str]:
-    """prompt id → the service `config` routes it to when every service is warm."""
-    warm = {s.name: ServiceStats(replicas=1, ready_replicas=1) for s in settings.services}
+    """prompt id → the service `config` routes it to when every service it deploys (all,
+    unless it is static) is warm."""
+    deployed = config.static if config.static is not None else \
+        {s.name: 1 for s in settings.services}
+    warm = {s.name: ServiceStats(replicas=1, ready_replicas=1) if s.name in deployed
+            else ServiceStats(healthy=False) for s in settings.services}
     names = [s.name for s in settings.services]
     model_of = {s.name: s.model for s in settings.services}
     rng = random.Random(seed)
@@ -80,6 +86,8 @@ def warm_choices(settings: Settings, config: Config, rows: Mapping[str, PromptRo
 class Sizing:
     replicas: dict[str, int]
     peak_rate: dict[str, float]
+    #: requests of the trace each service takes when every deployed service is warm
+    requests: dict[str, int]
 
 
 def size_static(settings: Settings, config: Config, trace: Trace,
@@ -89,17 +97,18 @@ def size_static(settings: Settings, config: Config, trace: Trace,
     chosen = warm_choices(settings, config, rows, sorted(set(trace.prompts)))
     services = np.array([chosen[p] for p in trace.prompts])
     edges = np.arange(0, trace.seconds + peak_bin_seconds, peak_bin_seconds)
-    replicas, peaks = {}, {}
+    replicas, peaks, taken = {}, {}, {}
     for svc in settings.services:
         at = trace.times[services == svc.name]
         if not len(at):
             continue
+        taken[svc.name] = len(at)
         counts, _ = np.histogram(at, edges)
         peaks[svc.name] = float(counts.max() / peak_bin_seconds)
         timing = ServiceTiming.of(svc, env.spawn_seconds)
         replicas[svc.name] = replicas_for(peaks[svc.name], timing, env.tokens, target,
                                           svc.max_replicas)
-    return Sizing(replicas, peaks)
+    return Sizing(replicas, peaks, taken)
 
 
 def configurations(settings: Settings, trace: Trace, rows: Mapping[str, PromptRow],
@@ -114,11 +123,21 @@ def configurations(settings: Settings, trace: Trace, rows: Mapping[str, PromptRo
         return out, sizing
     static = Config("static-peak", default)
     sizing["static-peak"] = size_static(settings, static, trace, rows, env, target)
+    # an operator would not keep a service for a trickle: without the services that take
+    # under LEAN_SHARE of the requests (the routing sends those elsewhere), resized
+    full = sizing["static-peak"]
+    kept = [n for n, c in full.requests.items() if c >= LEAN_SHARE * len(trace)]
+    lean = Config("static-lean", default, static={n: 1 for n in kept})
+    lean_sizing = size_static(settings, lean, trace, rows, env, target)
+    sizing["static-lean"] = lean_sizing
     large = Config("always-large", default, model=LARGE)
     sizing["always-large"] = size_static(settings, large, trace, rows, env, target)
     out += [
         Config("static-peak", default, static=sizing["static-peak"].replicas,
                note="the same Pick, no autoscaler: replicas sized for the SLO at peak"),
+        Config("static-lean", default, static=lean_sizing.replicas,
+               note=f"static-peak without the services that take under {100 * LEAN_SHARE:g} % "
+                    "of the requests (the routing sends those elsewhere), resized"),
         Config("always-large", default, model=LARGE, static=sizing["always-large"].replicas,
                note=f"every request to {LARGE}, static, sized for the SLO at peak"),
         Config("random-assignment", default, model=RANDOM_ASSIGNMENT,

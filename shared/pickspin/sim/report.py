@@ -97,8 +97,8 @@ def write_report(out: Path, settings: Settings, trace: Trace, describe: Mapping[
     if sizing:
         md += ["", "## Static sizing (Erlang C at each service's peak 5-minute rate)", ""]
         for name, s in sizing.items():
-            parts = [f"{svc} ×{n} (peak {s.peak_rate[svc]:.2f} req/s)"
-                     for svc, n in s.replicas.items()]
+            parts = [f"{svc} ×{n} ({s.requests[svc]} requests, peak "
+                     f"{s.peak_rate[svc]:.3f} req/s)" for svc, n in s.replicas.items()]
             md.append(f"- {name}: " + ", ".join(parts))
     md += ["", "## Model assumptions", "", *[f"- {a}" for a in assumptions(env)], ""]
     md += [f"![{p}]({p})" for p in pngs]
@@ -110,7 +110,8 @@ def write_report(out: Path, settings: Settings, trace: Trace, describe: Mapping[
             "simulated_in_seconds": round(seconds, 2),
             "targets": [c.__dict__ for c in checks],
             "configurations": [as_json(f) for f in rows],
-            "sizing": {k: {"replicas": v.replicas, "peak_rate": v.peak_rate}
+            "sizing": {k: {"replicas": v.replicas, "peak_rate": v.peak_rate,
+                           "requests": v.requests}
                        for k, v in sizing.items()},
             "assumptions": assumptions(env),
             "timeline": {r.config.name: _timeline(r, settings) for r in results}}
