@@ -1,13 +1,14 @@
 """Serve a function folder as func's scaffold does — `function.new` under func-python's own
 ASGI application for the folder's `invoke` (`http` or `cloudevent`), run by hypercorn on
-the addresses `LISTEN_ADDRESS` names — plus two things of the local run that func-python
-has no option for:
+the addresses `LISTEN_ADDRESS` names — plus the socket options of the local run that
+func-python has no setting for (its `serve` builds hypercorn's config itself):
 
 - `PICKSPIN_LISTEN_FDS`: listening sockets inherited from the supervisor, served as
-  hypercorn's `fd://N` binds. The gateway's entry port is one: the supervisor holds it for
-  the whole run and every gateway replica accepts from it, so a connection that arrives
-  while a replica restarts waits in the kernel's accept queue for a live one (as Knative's
-  activator holds a request for a pod) instead of being refused.
+  hypercorn's `fd://N` binds (func-python's `LISTEN_ADDRESS` refuses `fd://`). The
+  gateway's entry port is one: the supervisor holds it for the whole run and every gateway
+  replica accepts from it, so a connection that arrives while a replica restarts waits in
+  the kernel's accept queue for a live one (as Knative's activator holds a request for a
+  pod) instead of being refused.
 - `PICKSPIN_LISTEN_BACKLOG`: the listen backlog (hypercorn's default, 100, is what a burst
   of more new connections than that overflows).
 - `PICKSPIN_KEEP_ALIVE_SECONDS`: how long an idle keep-alive connection is kept. hypercorn's
