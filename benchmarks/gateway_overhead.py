@@ -203,7 +203,11 @@ def start_litellm(binary: str, config: Path, logs: Path) -> tuple[Proc, str]:
     """`litellm --config` on a free port, one worker (as the issue measured it)."""
     port = free_port()
     env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
-           "DISABLE_SCHEMA_UPDATE": "True", "LITELLM_MASTER_KEY": LITELLM_KEY}
+           "DISABLE_SCHEMA_UPDATE": "True", "LITELLM_MASTER_KEY": LITELLM_KEY,
+           # offline: its bundled cost map, and no tokenizer download per request (each
+           # would wait out ~25 s of retries for a hub it cannot reach)
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1"}
     proc = spawn("litellm", "litellm", [binary, "--config", str(config), "--host",
                                         "127.0.0.1", "--port", str(port), "--num_workers", "1"],
                  env=env, cwd=None, log_dir=logs, port=port, health="/health/liveliness")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -36,6 +37,8 @@ def api_keys(cfg: Mapping[str, str]) -> tuple[str, ...]:
 class GatewayFunction(StarletteFunction):
     gateway: Gateway | None = None
     drain_seconds = 30.0
+    #: the event loop serving the gateway (func-python starts the function on it)
+    loop: asyncio.AbstractEventLoop | None = None
 
     def create_app(self, settings: Settings, cfg: Mapping[str, str]) -> Starlette:
         accesslog.configure()  # JSON lines: one per request, never the prompt or the answer
@@ -56,6 +59,8 @@ class GatewayFunction(StarletteFunction):
             log.warning("PICKSPIN_API_KEYS is not set: the OpenAI endpoints are open to anyone "
                         "who can reach them")
         self.gateway = Gateway(settings, wiring)
+        with contextlib.suppress(RuntimeError):  # no loop: started by a test, not served
+            self.loop = asyncio.get_running_loop()
         self.drain_seconds = float(cfg.get("PICKSPIN_DRAIN_SECONDS") or self.drain_seconds)
         if threading.current_thread() is threading.main_thread():
             signal.signal(DRAIN_SIGNAL, lambda *_: self._drain_then_stop())
@@ -75,6 +80,10 @@ class GatewayFunction(StarletteFunction):
             done = gateway.drain(self.drain_seconds)
             log.warning("drained" if done else "drain grace over with %d requests in flight",
                         gateway.active)
+            if self.loop is not None:  # deliver the drained requests' inference.completed
+                flushed = asyncio.run_coroutine_threadsafe(gateway.emitter.aclose(), self.loop)
+                with contextlib.suppress(Exception):
+                    flushed.result(timeout=6.0)
             os.kill(os.getpid(), signal.SIGTERM)
 
         threading.Thread(target=run, name="drain", daemon=True).start()
