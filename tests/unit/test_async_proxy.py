@@ -143,3 +143,25 @@ async def test_every_candidate_failing_is_one_502_naming_each(backend):
         await proxy.forward("chat", {}, [candidate("a", nowhere()), candidate("b", b.url)], 0.0)
     await proxy.aclose()
     assert failed.value.status == 502 and failed.value.reasons == ("refused", "http-500")
+
+
+async def test_a_client_leaving_mid_stream_frees_the_backend_and_is_logged_as_such(
+        backend, settings):
+    from pickspin.events import RouteSelected
+    from pickspin.gateway.app import Answer, ColdOutcome, Gateway, Pick, Wiring
+
+    a = await backend(["stream"])
+    chosen = candidate("a", a.url)
+    gateway = Gateway(settings, Wiring("http://127.0.0.1:9", "http://127.0.0.1:9"))
+    selected = RouteSelected(request_id="r", profile="balanced", strategy="multi-objective",
+                             complexity="low", router="keyword", chosen=chosen)
+    answer = Answer("r", Pick("low", "keyword", selected, 1.0), ColdOutcome(), waited=False)
+    up = await gateway.proxy.forward("chat", {"stream": True}, [chosen], 0.0)
+    gateway._enter()
+    relay = gateway.relay(up, answer)
+    assert await anext(relay) == SSE[0]
+    await relay.aclose()  # what the answer does when sending to the client fails
+    assert up.broken == "client-gone" and up._aresponse is None
+    assert gateway.active == 0
+    await gateway.aclose()
+    gateway.close()

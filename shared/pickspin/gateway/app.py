@@ -374,8 +374,9 @@ class Gateway:
         over (the client has part of an answer): it ends with an OpenAI-style error event
         and no `[DONE]`, and is counted and logged as an error."""
         since = time.time()
+        chunks = upstream.astream()
         try:
-            async for chunk in upstream.astream():
+            async for chunk in chunks:
                 yield chunk
             if upstream.broken is not None:
                 service = upstream.candidate.service
@@ -387,7 +388,11 @@ class Gateway:
                 upstream.broken = why
                 yield stream_error(f"the backend stopped answering mid-stream ({why}); the "
                                    "answer is incomplete")
+        except GeneratorExit:  # the client went away before the end: free the backend now
+            upstream.broken = upstream.broken or "client-gone"
+            raise
         finally:
+            await chunks.aclose()  # releases the backend connection (idempotent)
             self._finish(upstream, answer, upstream.chunks)
 
     def _finish(self, upstream: AsyncUpstream, answer: Answer, tokens: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +89,7 @@ class AsyncUpstream(Upstream):
 
     _aresponse: aiohttp.ClientResponse | None = None
 
-    async def astream(self) -> AsyncIterator[bytes]:
+    async def astream(self) -> AsyncGenerator[bytes, None]:
         """`Upstream.stream` for the event loop."""
         try:
             self._observe(self.first_chunk)
