@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pickspin.routers import build_registry
 from pickspin.semantic.data import default_data_dir, load_examples
 from pickspin.semantic.encoder import ENCODER_FILE, TOKENIZER_FILE, OnnxEncoder
 from pickspin.semantic.heads import HeadWeights
+from pickspin.semantic.registry import build_registry
 from pickspin.semantic.runtime import resolve_model_dir
 from pickspin.semantic.success import HEAD_FILE, SuccessConfig, SuccessRouter
 from pickspin.settings import Settings

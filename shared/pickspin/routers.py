@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from pickspin.settings import COMPLEXITY_CLASSES, Keywords, RouterName, Settings
+from pickspin.settings import COMPLEXITY_CLASSES, Keywords, RouterName
 
 # Prompts longer than this are classified on their head; nothing downstream needs more.
 MAX_PROMPT_CHARS = 100_000
@@ -107,9 +107,6 @@ def _pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(rf"\b(?:{alternatives})", re.IGNORECASE) if words else re.compile(r"(?!)")
 
 
-RouterFactory = Callable[[], Router]
-
-
 class RouterRegistry:
     """Name → router. Routers that fail to load are recorded with the reason, not hidden."""
 
@@ -139,14 +136,3 @@ class RouterRegistry:
     @property
     def unavailable(self) -> dict[str, str]:
         return dict(self._unavailable)
-
-
-def build_registry(settings: Settings) -> RouterRegistry:
-    """Every router the settings allow; one that cannot load is recorded with the reason."""
-    registry = RouterRegistry()
-    keyword = KeywordRouter(settings.routing.keywords)
-    registry.add(keyword)
-    from pickspin.semantic.registry import add_semantic_routers  # lazy: it imports this module
-
-    add_semantic_routers(registry, settings, keyword)
-    return registry

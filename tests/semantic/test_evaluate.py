@@ -63,7 +63,7 @@ def _threshold_rows(keyword_texts: dict[str, str]):
     keys = (f"gsm8k:{n}" for n in range(10_000) if split_of(f"gsm8k:{n}") == "dev")
     rows = [Example(key, "gsm8k", f"{keyword_texts[lab]} question {i}", lab,
                     "outcome:gsm8k", Outcome("gsm8k", outcomes[lab]))
-            for (i, lab), key in zip(enumerate(labels), keys)]
+            for (i, lab), key in zip(enumerate(labels), keys, strict=False)]
     said = {"low": [0.9, 0.9, 0.9], "medium": [0.1, 0.9, 0.9], "high": [0.1, 0.1, 0.9]}
     classes = ["medium" if i < 10 else lab for i, lab in enumerate(labels)]
     success = np.array([said[c] for c in classes])

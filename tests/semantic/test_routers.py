@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from pickspin.routers import MAX_PROMPT_CHARS, Classification, Router, build_registry
+from pickspin.routers import MAX_PROMPT_CHARS, Classification, Router
 from pickspin.semantic.hybrid import HybridRouter
+from pickspin.semantic.registry import build_registry
 from pickspin.semantic.runtime import DEFAULT_MODEL_DIR, MODEL_FILE, SemanticRouter
 from pickspin.settings import COMPLEXITY_CLASSES, Settings
 

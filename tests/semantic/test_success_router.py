@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pickspin.routers import build_registry
 from pickspin.semantic.build import DEFAULT_OUT, RouterTrainConfig, train_router
 from pickspin.semantic.data import Example, Outcome
 from pickspin.semantic.encoder import ENCODER_FILE, TOKENIZER_FILE, mean_pool
@@ -20,6 +19,7 @@ from pickspin.semantic.heads import (
     fit_heads,
 )
 from pickspin.semantic.labels import TIER_MAPS, label_from_outcomes
+from pickspin.semantic.registry import build_registry
 from pickspin.semantic.success import SuccessRouter, is_encoder_heads
 from pickspin.semantic.targets import excluded_models, fit_soft_maps, soft_targets
 from pickspin.settings import COMPLEXITY_CLASSES, TIERS

@@ -24,7 +24,8 @@ from pickspin.events import (
 )
 from pickspin.function import EventFunction, EventHandler
 from pickspin.replyto import carry, check_sink, reply_to
-from pickspin.routers import RouterRegistry, build_registry
+from pickspin.routers import RouterRegistry
+from pickspin.semantic.registry import build_registry
 from pickspin.settings import RouterName, Settings
 
 SOURCE = "/pickspin/classifier"

@@ -150,7 +150,8 @@ def train_router(cfg: RouterTrainConfig, progress: Progress = print,
                    "epochs": len(history), "best_dev_bce": round(min(h["dev_loss"]
                                                                      for h in history), 4)}
     summary = {"checkpoint": ENCODER_NAME, "max_length": cfg.max_length,
-               "finetune_length": cfg.finetune_length, "finetune_layers": cfg.finetune_layers, "finetune_epochs": cfg.finetune_epochs,
+               "finetune_length": cfg.finetune_length, "finetune_layers": cfg.finetune_layers,
+               "finetune_epochs": cfg.finetune_epochs,
                "soft_mix": cfg.soft_mix, "head": asdict(head_cfg),
                "soft_target_sources": sorted(maps), "dev": dev_figures}
     meta = SuccessConfig(cfg.max_length, rule, ENCODER_NAME, summary)

@@ -96,7 +96,8 @@ def train_router(argv: list[str]) -> int:
     a = p.parse_args(argv)
     cfg = RouterTrainConfig(data_dir=a.data, out_dir=a.out, work_dir=a.work_dir,
                             checkpoint=a.checkpoint, max_length=a.max_length,
-                            finetune_length=a.finetune_length, soft_mix=a.soft_mix, hidden=a.hidden, seed=a.seed,
+                            finetune_length=a.finetune_length, soft_mix=a.soft_mix,
+                            hidden=a.hidden, seed=a.seed,
                             finetune_layers=a.finetune_layers,
                             finetune_epochs=a.finetune_epochs,
                             threads=a.threads, limit_rows=a.limit_rows)
@@ -228,7 +229,7 @@ def _read_stdin(stream: TextIO) -> str:
 
 def classify(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """Classify prompts (arguments, or stdin as one prompt) and print one JSON line each."""
-    from pickspin.routers import build_registry
+    from pickspin.semantic.registry import build_registry
 
     p = argparse.ArgumentParser(prog="pickspin classify", description=classify.__doc__)
     p.add_argument("prompts", nargs="*")

@@ -1,7 +1,6 @@
-"""Put the semantic and hybrid routers into a `RouterRegistry`, or record why they cannot load.
-
-`pickspin.routers.build_registry` calls `add_semantic_routers`; a missing or corrupt model
-leaves both recorded as unavailable with the reason, and keyword routing keeps serving.
+"""Every router the settings allow, in one `RouterRegistry` (`build_registry`): the keyword
+rules, and the semantic and hybrid routers or why they cannot load — a missing or corrupt
+model leaves both recorded as unavailable with the reason, and keyword routing keeps serving.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pickspin.routers import Router, RouterRegistry
+from pickspin.routers import KeywordRouter, Router, RouterRegistry
 from pickspin.semantic.hybrid import HybridRouter
 from pickspin.semantic.runtime import ModelLoadError, SemanticRouter, resolve_model_dir
 from pickspin.settings import RouterName, Settings
@@ -39,3 +38,12 @@ def add_semantic_routers(registry: RouterRegistry, settings: Settings, keyword: 
         return
     registry.add(semantic)
     registry.add(HybridRouter(keyword, semantic, settings.routing.hybrid_threshold))
+
+
+def build_registry(settings: Settings) -> RouterRegistry:
+    """Every router the settings allow; one that cannot load is recorded with the reason."""
+    registry = RouterRegistry()
+    keyword = KeywordRouter(settings.routing.keywords)
+    registry.add(keyword)
+    add_semantic_routers(registry, settings, keyword)
+    return registry
