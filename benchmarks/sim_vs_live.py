@@ -29,8 +29,9 @@ import yaml
 from pickspin.local.stack import Stack, down, up
 from pickspin.settings import DEFAULT_VALUES, Settings
 from pickspin.sim.command import DEFAULT_CACHE
-from pickspin.sim.engine import LOCAL, Config, Environment, simulate
+from pickspin.sim.engine import simulate
 from pickspin.sim.prompts import load_rows
+from pickspin.sim.runs import LOCAL, Config, Environment
 from pickspin.sim.summary import figures
 from pickspin.sim.trace import Trace, TraceSpec, generate, parse_points, write_trace
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from pickspin.settings import Settings
 from pickspin.sim.command import DEFAULT_CACHE
-from pickspin.sim.engine import CLUSTER, Config, simulate
+from pickspin.sim.engine import simulate
 from pickspin.sim.prompts import load_rows
+from pickspin.sim.runs import CLUSTER, Config
 from pickspin.sim.trace import TraceSpec, generate
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from pickspin.sim.command import report
 from pickspin.sim.configs import configurations, erlang_c, replicas_for
-from pickspin.sim.engine import CLUSTER
+from pickspin.sim.runs import CLUSTER
 from pickspin.sim.summary import Figures, targets
 from pickspin.sim.timing import ServiceTiming
 from pickspin.sim.trace import TraceSpec, generate

@@ -8,7 +8,8 @@ import pytest
 
 from pickspin.policy import scaling_for
 from pickspin.sim.command import as_local
-from pickspin.sim.engine import CLUSTER, LOCAL, Config, simulate
+from pickspin.sim.engine import simulate
+from pickspin.sim.runs import CLUSTER, LOCAL, Config
 from pickspin.sim.timing import ServiceTiming
 from pickspin.sim.trace import Trace, TraceSpec, generate
 

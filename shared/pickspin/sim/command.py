@@ -18,8 +18,9 @@ from typing import Any
 
 from pickspin.errors import ConfigError
 from pickspin.settings import Settings
-from pickspin.sim.engine import CLUSTER, LOCAL, Config, Environment, Result, simulate
+from pickspin.sim.engine import simulate
 from pickspin.sim.prompts import PromptRow, load_rows
+from pickspin.sim.runs import CLUSTER, LOCAL, Config, Environment, Result
 from pickspin.sim.trace import SHAPES, Trace, TraceSpec, generate, read_trace, write_trace
 
 DEFAULT_CACHE = Path(".pickspin") / "sim-prompts.json"

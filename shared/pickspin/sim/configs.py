@@ -20,8 +20,9 @@ import numpy as np
 from pickspin.events import ServiceStats
 from pickspin.selection import select
 from pickspin.settings import Settings, StrategyName
-from pickspin.sim.engine import EVEN, RANDOM_ASSIGNMENT, Config, Environment
+from pickspin.sim.engine import EVEN
 from pickspin.sim.prompts import PromptRow
+from pickspin.sim.runs import RANDOM_ASSIGNMENT, Config, Environment
 from pickspin.sim.timing import ServiceTiming
 from pickspin.sim.trace import Trace
 

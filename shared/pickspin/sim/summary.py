@@ -11,7 +11,7 @@ import numpy as np
 
 from pickspin.scoring import cost_per_query
 from pickspin.settings import Settings
-from pickspin.sim.engine import Result
+from pickspin.sim.runs import Result
 
 #: "equal SLO attainment": within this many points of the static baseline's
 SLO_TOLERANCE = 0.005
