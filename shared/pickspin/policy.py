@@ -5,7 +5,8 @@ that `keda/` renders; on one machine the local scaler calls `decide` with the sa
 `scaling_for` derives those numbers from the settings, so the chart, the local scaler and
 the tests agree.
 
-KEDA v2.20 semantics (see ../shared/docs/REFERENCE.md, "KEDA ScaledObject"):
+KEDA v2.20 semantics (https://keda.sh/docs/2.20/reference/scaledobject-spec/ and the HPA
+algorithm, https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/):
 
 - a trigger's value v gives ceil(v / threshold) replicas (metricType AverageValue); with
   several triggers the HPA takes the largest proposal;
@@ -277,20 +278,3 @@ def scaling_for(
         activation_threshold=activation_threshold,
         polling_interval=polling_interval,
     )
-
-
-def scaling_table(
-    settings: Settings,
-    profile: str | None = None,
-    *,
-    activation_threshold: float = 0.0,
-    polling_interval: int = DEFAULT_POLLING_INTERVAL,
-) -> dict[str, ScalingParams]:
-    """`scaling_for` for every service, by service name."""
-    return {
-        s.name: scaling_for(
-            settings, s.name, profile,
-            activation_threshold=activation_threshold, polling_interval=polling_interval,
-        )
-        for s in settings.services
-    }

@@ -15,7 +15,6 @@ from pickspin.policy import (
     decide,
     metric_proposal,
     scaling_for,
-    scaling_table,
     stabilize,
 )
 from pickspin.settings import Settings
@@ -108,10 +107,8 @@ def test_scale_up_is_not_delayed_by_the_window() -> None:
 def test_scaling_for_follows_profile_and_tier() -> None:
     settings = Settings.load(VALUES)
     for profile_name, profile in settings.profiles.items():
-        table = scaling_table(settings, profile_name)
-        assert set(table) == {s.name for s in settings.services}
         for svc in settings.services:
-            params = table[svc.name]
+            params = scaling_for(settings, svc.name, profile_name)
             tier = settings.model(svc.model).tier
             assert params.min_replicas == min(profile.scaling.warm_pool.get(tier, 0),
                                               svc.max_replicas)
