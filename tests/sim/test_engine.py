@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from pickspin.policy import scaling_for
+from pickspin.selection import select, views_of
 from pickspin.sim.command import as_local
-from pickspin.sim.engine import simulate
+from pickspin.sim.engine import EVEN, Simulation, simulate
 from pickspin.sim.runs import CLUSTER, LOCAL, Config
 from pickspin.sim.timing import ServiceTiming
 from pickspin.sim.trace import Trace, TraceSpec, generate
@@ -99,3 +100,21 @@ def test_a_burst_beyond_one_replica_scales_out_by_littles_law(settings, rows):
     assert expected >= 2  # more than one replica's worth
     during = (r.samples > 120) & (r.samples < 580)
     assert float(np.median(r.replicas[during, col])) == expected
+
+
+def test_the_snapshot_shows_requests_in_flight_so_a_full_service_is_no_candidate(
+        settings, rows):
+    """Algorithm 2 takes only services with free capacity: like `promstats`, the simulated
+    snapshot carries the requests in flight at each service as `running`."""
+    low = next(k for k, r in rows.items() if r.complexity == "low")
+    deployed = {"gemma-3-27b-vllm": 1, "gemma-3-27b-tgi": 1}
+    config = Config("two", "balanced", model="gemma-3-27b", static=deployed)
+    sim = Simulation(settings, config, Trace(np.array([0.0]), (low,)), rows, CLUSTER)
+    full = settings.service("gemma-3-27b-vllm").concurrency
+    sim.svc["gemma-3-27b-vllm"].inflight = full
+    sim._tick()
+    assert sim.snapshot["gemma-3-27b-vllm"].running == full
+    views = {v.service.name: v for v in views_of(settings, sim.snapshot)}
+    assert not views["gemma-3-27b-vllm"].eligible and views["gemma-3-27b-tgi"].eligible
+    picked = select(settings, sim.snapshot, EVEN, model="gemma-3-27b")
+    assert picked.chosen.service == "gemma-3-27b-tgi"

@@ -11,7 +11,9 @@ gateway holds or wakes for the service plus those in flight at it (plus, on the 
 those its pool holds with no ready replica). Every `tick_seconds` telemetry makes a snapshot
 the real way (`telemetry.Window` over completed requests, replicas and readiness as the
 scaler reports them), taken when a request arrives and the selector's copy is older than
-that, as the selector pulls it. Static configurations keep a fixed number of ready replicas instead.
+that, as the selector pulls it, with the requests in flight at each service (the gateway's
+gauge, which `promstats` reports as `running`). Static configurations keep a fixed number
+of ready replicas instead.
 """
 
 from __future__ import annotations
@@ -367,7 +369,11 @@ class Simulation:
             probes = {n: probe_from(Replicas(s.count, s.ready)) for n, s in self.svc.items()}
         snap: TelemetrySnapshot = snapshot_of(self.window.stats(), probes, self.now,
                                               self.window.seconds)
-        self.snapshot, self.snapshot_at = snap.services, self.now
+        # what Prometheus adds (`promstats`): requests in flight at each service, which
+        # Algorithm 2's capacity check reads
+        self.snapshot = {n: st.model_copy(update={"running": self.svc[n].inflight})
+                         if self.svc[n].inflight else st for n, st in snap.services.items()}
+        self.snapshot_at = self.now
 
     # ---- result ------------------------------------------------------------------------
     def _result(self) -> Result:
