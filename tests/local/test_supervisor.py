@@ -3,10 +3,14 @@ stops everything in reverse order; and port reservations that survive restarts."
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from pickspin.local.processes import listen_socket, pid_alive, reserve_port
 from pickspin.local.supervisor import Spec, Supervisor, backoff, read_plan, read_state, write_plan
@@ -43,6 +47,30 @@ def test_a_process_that_dies_is_restarted_with_back_off_and_its_end_recorded(tmp
     now[0] = 0.21
     sup.tick()
     assert child.pid not in (None, first) and child.restarts == 1
+    sup.stop_all()
+
+
+def test_a_killed_process_is_recorded_as_killed_even_if_other_processes_start_meanwhile(
+        tmp_path):
+    # a Popen started elsewhere in the supervisor's process (another restart, dmesg) reaps
+    # every finished child whose Popen object was dropped; the supervisor keeps its own, so
+    # the exit status is still there for it to read
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    sup = Supervisor([Spec("a", "function", sleeper)], tmp_path / "state.json",
+                     tmp_path / "logs")
+    sup.start_all()
+    child = sup.children[0]
+    os.kill(child.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    stat = Path(f"/proc/{child.pid}/stat")
+    while stat.read_text().split(")")[-1].split()[0] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.01)  # dead, not yet reaped by anyone
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    while child.pid is not None and time.monotonic() < deadline:
+        sup.tick()
+        time.sleep(0.01)
+    assert child.last_exit is not None
+    assert child.last_exit.describe() == "killed by SIGKILL"
     sup.stop_all()
 
 

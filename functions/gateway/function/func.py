@@ -78,8 +78,10 @@ class GatewayFunction(StarletteFunction):
             log.warning("draining: %d requests in flight, up to %.0f s", gateway.active,
                         self.drain_seconds)
             done = gateway.drain(self.drain_seconds)
-            log.warning("drained" if done else "drain grace over with %d requests in flight",
-                        gateway.active)
+            if done:
+                log.warning("drained")
+            else:
+                log.warning("drain grace over with %d requests in flight", gateway.active)
             if self.loop is not None:  # deliver the drained requests' inference.completed
                 flushed = asyncio.run_coroutine_threadsafe(gateway.emitter.aclose(), self.loop)
                 with contextlib.suppress(Exception):

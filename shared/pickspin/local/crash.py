@@ -68,15 +68,29 @@ class Crash:
         return {**asdict(self), "signal": self.signal_name, "description": self.describe()}
 
 
+# The Popen of every child we started, by pid, until `reap` reads its end. A dropped Popen
+# whose process still runs joins subprocess's `_active` list, and the next Popen anywhere in
+# this process (a restart, a replica, `dmesg`) reaps it there, leaving `reap` no exit status
+# to read ("exit status unknown" instead of "killed by SIGSEGV").
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def keep(child: subprocess.Popen[bytes]) -> None:
+    """Hold `child`'s Popen until `reap` has read how it ended."""
+    _STARTED[child.pid] = child
+
+
 def reap(pid: int) -> int | None:
     """The exit code of our own child `pid` once it has ended (negative: the signal), else
     None (still running, or not our child)."""
     try:
         done, status = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
+        _STARTED.pop(pid, None)
         return None
     if done == 0:
         return None
+    _STARTED.pop(pid, None)
     return os.waitstatus_to_exitcode(status)
 
 

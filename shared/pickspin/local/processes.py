@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from pickspin.local.crash import keep, reap
+
 
 def atomic_write(path: Path, text: str) -> None:
     """Replace `path` with `text` at once (readers never see half a file). The file is the
@@ -105,6 +107,7 @@ def spawn(name: str, kind: str, argv: list[str], *, env: dict[str, str], cwd: Pa
             argv, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=tuple(pass_fds),
         )
+    keep(child)  # its end stays ours to read (crash.keep)
     url = f"http://127.0.0.1:{port}" if port else None
     return Proc(name, kind, child.pid, port, url, health, str(log_path))
 
@@ -137,10 +140,8 @@ def stop(proc: Proc, grace: float = 5.0) -> None:
             os.killpg(proc.pid, sig)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and proc.alive():
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(proc.pid, os.WNOHANG)
+            reap(proc.pid)
             time.sleep(0.05)
         if not proc.alive():
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(proc.pid, os.WNOHANG)  # reap it if it was our child
+            reap(proc.pid)  # if it was our child
             return

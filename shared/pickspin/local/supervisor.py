@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pickspin.local.crash import Crash, diagnose, reap
+from pickspin.local.crash import Crash, diagnose, keep, reap
 from pickspin.local.processes import Proc, atomic_write, pid_alive, stop
 
 # back-off before the n-th consecutive restart: 0.2 s, 0.4 s, … capped at 10 s
@@ -111,6 +111,7 @@ class Supervisor:
             child.pid, child.restart_at = None, self.clock() + backoff(child.consecutive)
             print(f"{spec.name} could not be started: {exc}; trying again", flush=True)
             return
+        keep(proc)  # its end stays ours to read (crash.keep)
         child.pid, child.started, child.restart_at = proc.pid, self.clock(), None
 
     def start_all(self) -> None:
