@@ -18,7 +18,7 @@ from cloudevents.core.v1.event import CloudEvent
 from pickspin.cehttp import reply_event
 from pickspin.errors import Unreachable
 from pickspin.eventauth import Signer
-from pickspin.events import EventType, encode
+from pickspin.events import EventType
 
 log = logging.getLogger("pickspin.events")
 
@@ -40,7 +40,7 @@ class AsyncEventClient:
 
     async def request(self, url: str, event: CloudEvent, expect: EventType) -> CloudEvent:
         """POST `event` and return the reply event of type `expect`."""
-        message = encode(self.signer.sign(event))
+        message = self.signer.encode(event)
         try:
             async with self._http().post(url, data=message.body, headers=message.headers,
                                          timeout=self._timeout) as reply:
@@ -107,7 +107,7 @@ class AsyncEmitter:
         assert self._queue is not None
         http = self._session = self._session or session(limit=4)
         while (event := await self._queue.get()) is not None:
-            message = encode(self.signer.sign(event))
+            message = self.signer.encode(event)
             try:
                 async with http.post(sink, data=message.body, headers=message.headers,
                                      timeout=self._timeout) as reply:

@@ -24,7 +24,7 @@ from pickspin.errors import (
     UpstreamError,
 )
 from pickspin.eventauth import Signer
-from pickspin.events import EventType, decode, encode
+from pickspin.events import EventType, decode
 
 log = logging.getLogger("pickspin.events")
 
@@ -38,7 +38,7 @@ class EventClient:
 
     def request(self, url: str, event: CloudEvent, expect: EventType) -> CloudEvent:
         """POST `event` and return the reply event of type `expect`."""
-        message = encode(self.signer.sign(event))
+        message = self.signer.encode(event)
         try:
             reply = self._http.post(url, content=message.body, headers=message.headers)
         except httpx.HTTPError as exc:
@@ -46,7 +46,7 @@ class EventClient:
         return reply_event(url, reply.status_code, reply.headers, reply.content, expect)
 
     def send(self, url: str, event: CloudEvent) -> int:
-        message = encode(self.signer.sign(event))
+        message = self.signer.encode(event)
         return self._http.post(url, content=message.body, headers=message.headers).status_code
 
     def close(self) -> None:

@@ -11,6 +11,11 @@ path as well as direct calls; the token itself never leaves the sender. A receiv
 the token refuses (401) an event without a valid signature or signed more than `MAX_SKEW`
 seconds away from its own clock.
 
+The data are signed in one canonical form (compact JSON with sorted keys), so the proof
+survives a hop that decodes and re-encodes the event (the local broker, a Knative Broker).
+A sender in binary mode puts exactly those signed bytes on the wire (`Signer.encode`,
+`sign(wire=True)`): the data are serialised once, not once to sign and again to send.
+
 >>> signer = Signer("s3cret")
 >>> event = signer.sign(make_event(EventType.PING, {"tick": True}, "/tests"))  # doctest: +SKIP
 >>> signer.verify(event)                                                      # doctest: +SKIP
@@ -23,9 +28,10 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from cloudevents.core.bindings.http import HTTPMessage, to_binary_event
 from cloudevents.core.v1.event import CloudEvent
 
 from pickspin.errors import Unauthorized
@@ -38,7 +44,8 @@ MAX_SKEW = 300.0
 log = logging.getLogger("pickspin.auth")
 
 
-def _canonical_data(data: Any) -> bytes:
+def canonical_data(data: Any) -> bytes:
+    """The bytes of an event's data that its signature covers (JSON: compact, sorted keys)."""
     if data is None:
         return b""
     if isinstance(data, bytes):
@@ -56,28 +63,40 @@ class Signer:
         self.token = token or None
         self.clock = clock
 
-    def _mac(self, event: CloudEvent, signed_at: str) -> str:
+    def _mac(self, attributes: Mapping[str, Any], signed_at: str, data: bytes) -> str:
         assert self.token is not None
-        parts = [str(event.get_id()).encode(), str(event.get_type()).encode(),
-                 str(event.get_source()).encode(), signed_at.encode(),
-                 hashlib.sha256(_canonical_data(event.get_data())).digest()]
+        parts = [str(attributes.get("id")).encode(), str(attributes.get("type")).encode(),
+                 str(attributes.get("source")).encode(), signed_at.encode(),
+                 hashlib.sha256(data).digest()]
         # the broker path's return address is signed too (absent: the message is unchanged)
-        if (sink := event.get_attributes().get(REPLY_TO)) is not None:
+        if (sink := attributes.get(REPLY_TO)) is not None:
             parts.append(f"{REPLY_TO}={sink}".encode())
         message = b"\n".join(parts)
         return hmac.new(self.token.encode(), message, hashlib.sha256).hexdigest()
 
-    def sign(self, event: CloudEvent) -> CloudEvent:
-        """The same event with the signature extensions (unchanged without a token)."""
-        if self.token is None:
-            return event
+    def _signed(self, event: CloudEvent, data: bytes) -> dict[str, Any]:
+        """The event's attributes with the signature extensions over `data`."""
+        assert self.token is not None
         attributes = dict(event.get_attributes())
         attributes.pop(SIGNATURE, None)
-        signed_at = f"{self.clock():.3f}"
-        attributes[SIGNED_AT] = signed_at
-        unsigned = CloudEvent(attributes, event.get_data())
-        attributes[SIGNATURE] = self._mac(unsigned, signed_at)
-        return CloudEvent(attributes, event.get_data())
+        attributes[SIGNED_AT] = signed_at = f"{self.clock():.3f}"
+        attributes[SIGNATURE] = self._mac(attributes, signed_at, data)
+        return attributes
+
+    def sign(self, event: CloudEvent, *, wire: bool = False) -> CloudEvent:
+        """The same event with the signature extensions (unchanged without a token).
+
+        `wire=True` (binary mode): its data become the bytes the signature covers, so the
+        binding puts them in the body as they are and the data are serialised only once."""
+        if self.token is None:
+            return event
+        data = canonical_data(event.get_data())
+        return CloudEvent(self._signed(event, data),
+                          (data or None) if wire else event.get_data())
+
+    def encode(self, event: CloudEvent) -> HTTPMessage:
+        """The signed event as a binary-mode HTTP message (`sign(event, wire=True)`)."""
+        return to_binary_event(self.sign(event, wire=True))
 
     def verify(self, event: CloudEvent) -> None:
         """Raise `Unauthorized` unless the event carries a valid, recent signature."""
@@ -93,7 +112,8 @@ class Signer:
             raise Unauthorized("the event's signature time is not a number") from None
         if skew > MAX_SKEW:
             raise Unauthorized(f"the event was signed {skew:.0f} s away from this clock")
-        if not hmac.compare_digest(signature, self._mac(event, signed_at)):
+        expected = self._mac(attributes, signed_at, canonical_data(event.get_data()))
+        if not hmac.compare_digest(signature, expected):
             raise Unauthorized("the event's signature does not match")
 
     def warn_if_open(self, what: str) -> None:

@@ -127,11 +127,11 @@ class EventFunction(Function):
         if reply is None:
             await _respond(send, 202, b"", content_type=None)
             return
-        reply = self.signer.sign(reply)  # a reply the Broker re-injects must pass the next hop
+        # signed: a reply the Broker re-injects must pass the next hop
         if _structured(scope):
-            await send.structured(reply)
-        else:
-            await send.binary(reply)
+            await send.structured(self.signer.sign(reply))
+        else:  # the body is the signed bytes: the data serialised once
+            await send.binary(self.signer.sign(reply, wire=True))
 
     async def _dispatch(self, event: object) -> CloudEvent | None:
         if not self.started:
