@@ -23,23 +23,23 @@ from pickspin.settings import (
 )
 
 Ranked = list[tuple[ServiceView, ScoreBreakdown]]
-Strategy = Callable[[Ranked, random.Random], Ranked]
+Strategy = Callable[[Ranked, random.Random | None], Ranked]
 
 # How many candidates after the chosen one a decision carries (the gateway's fallbacks).
 RUNNERS_UP = 4
 
 
-def _by_score(ranked: Ranked, rng: random.Random) -> Ranked:
+def _by_score(ranked: Ranked, rng: random.Random | None) -> Ranked:
     return sorted(ranked, key=lambda vb: (-vb[1].score, vb[1].latency_seconds))
 
 
-def _by_latency(ranked: Ranked, rng: random.Random) -> Ranked:
+def _by_latency(ranked: Ranked, rng: random.Random | None) -> Ranked:
     return sorted(ranked, key=lambda vb: (vb[1].latency_seconds, -vb[1].score))
 
 
-def _random(ranked: Ranked, rng: random.Random) -> Ranked:
+def _random(ranked: Ranked, rng: random.Random | None) -> Ranked:
     shuffled = list(ranked)
-    rng.shuffle(shuffled)
+    (rng or random.Random()).shuffle(shuffled)  # seeded from the OS only when it is used
     return shuffled
 
 
@@ -116,23 +116,24 @@ def select(
     weights = settings.profile(profile_name).weights
     scored = score(candidates, probabilities, weights, Ranges.of(settings.services), success)
     best = max(b.relevance for b in scored)
-    ranked = [(v, b.model_copy(update={"relevance_gap": round(best - b.relevance, 6)}))
-              for v, b in zip(candidates, scored, strict=True)]
+    ranked = list(zip(candidates, scored, strict=True))
     if model is None:
         ranked = within_floor(ranked, settings.routing.trade_down_for(profile_name),
-                              complexity or _most_probable(probabilities))
-    ordered = STRATEGIES[strategy_name](ranked, rng or random.Random())
-    picked = [_candidate(view, breakdown) for view, breakdown in ordered]
-    return Decision(profile_name, strategy_name, picked[0], tuple(picked[1 : 1 + RUNNERS_UP]))
+                              complexity or _most_probable(probabilities), best)
+    ordered = STRATEGIES[strategy_name](ranked, rng)
+    # only the candidates the decision carries are built (the rest cost time, not routes)
+    picked = [_candidate(view, breakdown, best) for view, breakdown in ordered[: 1 + RUNNERS_UP]]
+    return Decision(profile_name, strategy_name, picked[0], tuple(picked[1:]))
 
 
-def within_floor(ranked: Ranked, rule: TradeDown, complexity: str) -> Ranked:
+def within_floor(ranked: Ranked, rule: TradeDown, complexity: str, best: float) -> Ranked:
     """The candidates the profile's floor allows; all of them when none is allowed (the
-    request is still served, and its breakdown's `relevance_gap` shows what was lost)."""
+    request is still served, and its breakdown's `relevance_gap` shows what was lost);
+    `best` is the best R̂ among all the candidates."""
     lowest = max(0, COMPLEXITY_CLASSES.index(complexity) - rule.tiers) \
         if complexity in COMPLEXITY_CLASSES else 0
     kept = [(v, b) for v, b in ranked if TIERS.index(v.model.tier) >= lowest
-            and b.relevance_gap <= rule.relevance + 1e-9]
+            and _gap(best, b) <= rule.relevance + 1e-9]
     return kept or ranked
 
 
@@ -141,12 +142,16 @@ def _most_probable(probabilities: Mapping[str, float]) -> str:
     return max(known, key=lambda k: known[k]) if known else "medium"
 
 
-def _candidate(view: ServiceView, breakdown: ScoreBreakdown) -> Candidate:
+def _gap(best: float, breakdown: ScoreBreakdown) -> float:
+    return round(best - breakdown.relevance, 6)
+
+
+def _candidate(view: ServiceView, breakdown: ScoreBreakdown, best: float) -> Candidate:
     return Candidate(
         service=view.service.name,
         model=view.model.name,
         backend=view.service.backend,
         endpoint=view.service.endpoint,
-        breakdown=breakdown,
+        breakdown=breakdown.model_copy(update={"relevance_gap": _gap(best, breakdown)}),
         warm=view.warm,
     )
