@@ -59,6 +59,9 @@ class Function(ABC):
         except ConfigError as exc:
             log.error("%s", exc.message)
             raise
+        # func's middleware logs at INFO; httpx would add a line per request (every health
+        # probe and metrics scrape of every snapshot: noise, and a sixth of telemetry's CPU)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self.setup(settings, cfg)
         self.started = True
 
