@@ -58,10 +58,14 @@ class Decision:
     runners_up: tuple[Candidate, ...]
 
 
+# what a service never seen by telemetry is judged on (frozen: one value serves every call)
+NO_STATS = ServiceStats()
+
+
 def views_of(settings: Settings, stats: Mapping[str, ServiceStats]) -> list[ServiceView]:
     """Every configured service with its statistics (empty stats when none were seen)."""
     return [
-        ServiceView(svc, settings.model(svc.model), stats.get(svc.name, ServiceStats()))
+        ServiceView(svc, settings.model(svc.model), stats.get(svc.name, NO_STATS))
         for svc in settings.services
     ]
 
