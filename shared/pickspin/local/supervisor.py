@@ -125,9 +125,9 @@ class Supervisor:
         now, changed = self.clock(), False
         for child in self.children:
             if child.pid is not None:
-                code = reap(child.pid)
-                if code is None and pid_alive(child.pid):
+                if pid_alive(child.pid):  # a zombie is not alive: look first, then reap
                     continue
+                code = reap(child.pid)
                 child.last_exit = diagnose(child.pid, code, time.time())
                 if now - child.started >= STABLE_SECONDS:
                     child.consecutive = 0
