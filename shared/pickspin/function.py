@@ -37,6 +37,21 @@ EventHandler = Callable[[CloudEvent], Awaitable[CloudEvent | None]]
 log = logging.getLogger("pickspin")
 
 
+def env_seconds(cfg: Mapping[str, str], name: str, default: float, *,
+                zero_ok: bool = False) -> float:
+    """A duration from the function's environment (`default` when unset); ConfigError when it
+    is not a number of seconds > 0 (>= 0 with `zero_ok`), NaN included."""
+    raw = cfg.get(name) or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 if zero_ok else value > 0):
+        raise ConfigError("environment", [f"{name} must be seconds {'>=' if zero_ok else '>'} "
+                                          f"0, not {raw!r}"])
+    return value
+
+
 class Function(ABC):
     """The lifecycle func expects: `start(cfg)`, `stop()`, `alive()`, `ready()`, `handle`."""
 

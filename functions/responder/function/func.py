@@ -22,7 +22,7 @@ from cloudevents.core.v1.event import CloudEvent
 from pickspin.errors import ConfigError
 from pickspin.eventauth import TOKEN_ENV
 from pickspin.events import EventType
-from pickspin.function import EventFunction, EventHandler
+from pickspin.function import EventFunction, EventHandler, env_seconds
 from pickspin.responder import DEFAULT_ANSWER_SECONDS, Responder
 from pickspin.settings import Settings
 
@@ -31,15 +31,7 @@ METRICS_PORT_ENV = "PICKSPIN_METRICS_PORT"
 
 
 def answer_seconds(cfg: Mapping[str, str]) -> float:
-    raw = cfg.get(ANSWER_SECONDS_ENV) or str(DEFAULT_ANSWER_SECONDS)
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:  # NaN too
-        raise ConfigError("environment", [f"{ANSWER_SECONDS_ENV} must be seconds > 0, "
-                                          f"not {raw!r}"])
-    return value
+    return env_seconds(cfg, ANSWER_SECONDS_ENV, DEFAULT_ANSWER_SECONDS)
 
 
 def metrics_port(cfg: Mapping[str, str]) -> int | None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from cloudevents.core.v1.event import CloudEvent
 
 from pickspin.cehttp import EventClient
-from pickspin.errors import ConfigError, PickspinError
+from pickspin.errors import PickspinError
 from pickspin.eventauth import TOKEN_ENV
 from pickspin.events import (
     EventType,
@@ -29,7 +29,7 @@ from pickspin.events import (
     data_of,
     make_event,
 )
-from pickspin.function import EventFunction, EventHandler
+from pickspin.function import EventFunction, EventHandler, env_seconds
 from pickspin.probes import BackendProber
 from pickspin.replyto import carry
 from pickspin.selection import select
@@ -124,14 +124,7 @@ class SelectorFunction(EventFunction):
 
 
 def max_age_of(cfg: Mapping[str, str]) -> float:
-    raw = cfg.get(MAX_AGE_ENV) or str(DEFAULT_MAX_AGE)
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # NaN too
-        raise ConfigError("environment", [f"{MAX_AGE_ENV} must be seconds >= 0, not {raw!r}"])
-    return value
+    return env_seconds(cfg, MAX_AGE_ENV, DEFAULT_MAX_AGE, zero_ok=True)
 
 
 def ask_telemetry(client: EventClient, url: str, max_age: float) -> TelemetrySnapshot | None:
