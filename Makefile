@@ -46,7 +46,7 @@ unstage:
 	rm -rf $(foreach f,$(FUNCTIONS),functions/$(f)/pickspin)
 
 schemas: ## write the event data JSON schemas published in shared/pickspin/schemas
-	$(PYTHON) -m pickspin.events
+	$(PYTHON) -m pickspin.core.events
 
 bench: ## gateway overhead benchmark (prints p50/p99 and writes reports/)
 	$(PYTHON) benchmarks/gateway_overhead.py

@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pickspin.semantic.data import default_data_dir, load_examples
+from pickspin.core.settings import Settings
+from pickspin.core.telemetry import quantile
 from pickspin.semantic.encoder import ENCODER_FILE, TOKENIZER_FILE, OnnxEncoder
 from pickspin.semantic.heads import HeadWeights
 from pickspin.semantic.registry import build_registry
 from pickspin.semantic.runtime import resolve_model_dir
 from pickspin.semantic.success import HEAD_FILE, SuccessConfig, SuccessRouter
-from pickspin.settings import Settings
-from pickspin.telemetry import quantile
+from pickspin.training.data import default_data_dir, load_examples
 
 
 def held_out_prompts(n: int) -> list[str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from pickspin.events import EventType, encode, make_event
+from pickspin.core.events import EventType, encode, make_event
 from pickspin.local.processes import Proc, free_port, python, spawn, stop, wait_http
 
 REPO = Path(__file__).resolve().parents[1]

@@ -38,10 +38,10 @@ from pathlib import Path
 import httpx
 import yaml
 
+from pickspin.core.settings import Settings
+from pickspin.core.telemetry import quantile as nearest_rank
 from pickspin.local.processes import Proc, free_port, spawn, stop, wait_http
 from pickspin.local.stack import down, up
-from pickspin.settings import Settings
-from pickspin.telemetry import quantile as nearest_rank
 
 REPO = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")

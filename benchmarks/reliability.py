@@ -43,10 +43,10 @@ from pathlib import Path
 import httpx
 import yaml
 
+from pickspin.core.telemetry import quantile as nearest_rank
 from pickspin.local.demo import quick_spin_values
 from pickspin.local.stack import Stack, down, services, up
 from pickspin.local.supervisor import STABLE_SECONDS
-from pickspin.telemetry import quantile as nearest_rank
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL, MEDIUM = "gemma-3-27b-vllm", "llama-3-70b-vllm"

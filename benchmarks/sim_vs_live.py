@@ -26,8 +26,8 @@ import httpx
 import numpy as np
 import yaml
 
+from pickspin.core.settings import DEFAULT_VALUES, Settings
 from pickspin.local.stack import Stack, down, up
-from pickspin.settings import DEFAULT_VALUES, Settings
 from pickspin.sim.command import DEFAULT_CACHE
 from pickspin.sim.engine import simulate
 from pickspin.sim.prompts import load_rows

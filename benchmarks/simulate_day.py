@@ -15,7 +15,7 @@ import statistics
 import time
 from pathlib import Path
 
-from pickspin.settings import Settings
+from pickspin.core.settings import Settings
 from pickspin.sim.command import DEFAULT_CACHE
 from pickspin.sim.engine import simulate
 from pickspin.sim.prompts import load_rows

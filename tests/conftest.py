@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pickspin.settings import Settings
+from pickspin.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 VALUES = REPO / "charts" / "pickspin" / "values.yaml"

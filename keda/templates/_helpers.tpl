@@ -1,6 +1,6 @@
 {{/*
 Helpers of the pickspin-keda chart. The service matrix is `.Values.global.pickspin`
-(the same mapping pickspin.settings.Settings validates); a service is `<model>-<backend>`.
+(the same mapping pickspin.core.settings.Settings validates); a service is `<model>-<backend>`.
 */}}
 
 {{/* The service matrix, required. */}}
@@ -58,7 +58,7 @@ values schema cannot express: unknown profile, model or backend, bad numbers.
 
 {{/*
 The ScaledObject numbers of one service under the active profile, as JSON
-(dict "root" $ "svc" $svc). Mirrors pickspin.policy.scaling_for.
+(dict "root" $ "svc" $svc). Mirrors pickspin.core.policy.scaling_for.
 */}}
 {{- define "pickspin-keda.scaling" -}}
 {{- $ps := include "pickspin-keda.pickspin" .root | fromJson -}}
@@ -66,7 +66,7 @@ The ScaledObject numbers of one service under the active profile, as JSON
 {{- $model := include "pickspin-keda.find" (dict "items" $ps.models "name" .svc.model) | fromJson -}}
 {{- $max := int .svc.maxReplicas -}}
 {{- $pool := int (index ($scaling.warmPool | default dict) $model.tier | default 0) -}}
-{{- /* defaults as in pickspin.settings.Scaling */ -}}
+{{- /* defaults as in pickspin.core.settings.Scaling */ -}}
 {{- $utilization := float64 (ternary $scaling.targetUtilization 0.8 (hasKey $scaling "targetUtilization")) -}}
 {{- $cooldown := int (ternary $scaling.cooldownSeconds 300 (hasKey $scaling "cooldownSeconds")) -}}
 {{- $window := int (ternary $scaling.scaleDownStabilizationSeconds 120 (hasKey $scaling "scaleDownStabilizationSeconds")) -}}

@@ -1,6 +1,6 @@
 {{/*
 Helpers of the pickspin-knative chart. The functions' configuration is
-`.Values.global.pickspin` (validated by pickspin.settings.Settings when they start).
+`.Values.global.pickspin` (validated by pickspin.core.settings.Settings when they start).
 */}}
 
 {{/*

@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pickspin.errors import ConfigError
+from pickspin.core.errors import ConfigError
 
 # Verbs whose work lives in other modules: "module:function", each taking its own argv.
 DELEGATED = {
-    "classify": ("pickspin.semantic.commands:classify", "classify prompts (JSON out)"),
-    "train": ("pickspin.semantic.commands:train", "train the complexity classifier"),
-    "replay": ("pickspin.semantic.commands:replay", "offline routing-quality report"),
+    "classify": ("pickspin.training.commands:classify", "classify prompts (JSON out)"),
+    "train": ("pickspin.training.commands:train", "train the complexity classifier"),
+    "replay": ("pickspin.training.commands:replay", "offline routing-quality report"),
     "simulate": ("pickspin.sim.command:main",
                  "a request trace through Pick and Spin, against baselines"),
 }

@@ -13,7 +13,7 @@ import yaml
 from chart_helpers import REPO, VALUES, Render, of_kind, require_shared, strip
 from strict_openapi import CrdSchemas
 
-from pickspin.settings import Settings
+from pickspin.core.settings import Settings
 
 PROFILES = sorted(Settings.load(VALUES).profiles)
 CORE_KINDS = {("apps/v1", "Deployment"), ("batch/v1", "Job"), ("v1", "Service"),

@@ -1,4 +1,4 @@
-"""values.schema.json describes `global.pickspin` with exactly the keys pickspin.settings
+"""values.schema.json describes `global.pickspin` with exactly the keys pickspin.core.settings
 accepts, so a key the functions would reject fails at `helm install` already."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from chart_helpers import REPO
 from pydantic import BaseModel
 
-from pickspin import settings as s
+from pickspin.core import settings as s
 
 SCHEMA = json.loads((REPO / "charts" / "pickspin" / "values.schema.json").read_text())
 PICKSPIN = SCHEMA["properties"]["global"]["properties"]["pickspin"]

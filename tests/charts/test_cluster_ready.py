@@ -14,8 +14,8 @@ import pytest
 import yaml
 from chart_helpers import REPO, VALUES, Render, of_kind
 
-from pickspin.policy import scaling_for
-from pickspin.settings import Settings
+from pickspin.core.policy import scaling_for
+from pickspin.core.settings import Settings
 
 SETTINGS = Settings.load(VALUES)
 FUNCTIONS = ("gateway", "classifier", "selector", "telemetry", "responder")

@@ -1,4 +1,4 @@
-"""What the keda chart renders agrees with the settings and with pickspin.policy: one
+"""What the keda chart renders agrees with the settings and with pickspin.core.policy: one
 ScaledObject per service whose numbers are `scaling_for`, and backend Deployments whose
 servers listen where the service matrix says, with the GPUs and probes it implies."""
 
@@ -12,8 +12,8 @@ import pytest
 import yaml
 from chart_helpers import REPO, VALUES, Render, of_kind
 
-from pickspin.policy import scaling_for
-from pickspin.settings import Settings
+from pickspin.core.policy import scaling_for
+from pickspin.core.settings import Settings
 
 SETTINGS = Settings.load(VALUES)
 KEDA_DEFAULTS = yaml.safe_load((REPO / "keda" / "values.yaml").read_text(encoding="utf-8"))

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from chart_helpers import REPO, VALUES, Render, of_kind, require_shared
 
-from pickspin.settings import Settings
+from pickspin.core.settings import Settings
 
 FUNCTIONS = ("gateway", "classifier", "selector", "telemetry", "responder")
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pickspin.emulator.launch import start_emulator, stop_emulator
+from tests.emulator.launch import start_emulator, stop_emulator
 
 Start = Callable[..., str]
 

@@ -8,10 +8,10 @@ import random
 
 import httpx
 
+from pickspin.adapters.engine_stats import EngineStats
+from pickspin.core.settings import BackendKind
 from pickspin.emulator.app import EmulatorApp
 from pickspin.emulator.profile import EmulationProfile
-from pickspin.engine_stats import EngineStats
-from pickspin.settings import BackendKind
 
 FAST = EmulationProfile(ttft_ms_median=5, ttft_ms_p99=10, tokens_per_second=500,
                         max_concurrency=4)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pickspin.adapters.engine_stats import EngineStats
+from pickspin.core.settings import BackendKind
 from pickspin.emulator.metrics import make_metrics
-from pickspin.engine_stats import EngineStats
-from pickspin.settings import BackendKind
 
 from . import samples
 

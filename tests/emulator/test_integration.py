@@ -9,9 +9,9 @@ import httpx
 import openai
 import pytest
 
-from pickspin.emulator.launch import wait_ready
-from pickspin.engine_stats import EngineStats
-from pickspin.settings import BackendKind
+from pickspin.adapters.engine_stats import EngineStats
+from pickspin.core.settings import BackendKind
+from tests.emulator.launch import wait_ready
 
 from .conftest import Start
 

@@ -8,8 +8,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from pickspin.core.settings import BackendKind
 from pickspin.emulator.metrics import make_metrics
-from pickspin.settings import BackendKind
 
 EXPECTED = {
     BackendKind.VLLM: {

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from pickspin.core.errors import InvalidRequest, ModelNotFound
 from pickspin.emulator.openai_format import (
     Endpoint,
     full_response,
@@ -14,7 +15,6 @@ from pickspin.emulator.openai_format import (
     stream_chunk,
     usage_chunk,
 )
-from pickspin.errors import InvalidRequest, ModelNotFound
 
 MODEL = "gemma-3-27b"
 

@@ -7,6 +7,7 @@ import statistics
 
 import pytest
 
+from pickspin.core.settings import Settings
 from pickspin.emulator.profile import (
     FILLER_WORDS,
     EmulationProfile,
@@ -14,7 +15,6 @@ from pickspin.emulator.profile import (
     estimate_prompt_tokens,
     filler_tokens,
 )
-from pickspin.settings import Settings
 
 
 @pytest.mark.parametrize(("median", "p99"), [(0.06, 0.25), (0.25, 1.0), (0.128, 0.51), (0.1, 0.1)])

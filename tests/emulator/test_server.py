@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from pickspin.emulator.launch import emulator_command, free_port, is_listening
+from pickspin.core.errors import ConfigError
+from pickspin.core.settings import BackendKind, Settings
 from pickspin.emulator.server import Overrides, build_app
-from pickspin.errors import ConfigError
-from pickspin.settings import BackendKind, Settings
+from tests.emulator.launch import emulator_command, free_port, is_listening
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_cli_exits_2_on_an_unknown_service() -> None:
 
 @pytest.mark.integration
 def test_start_emulator_reports_a_process_that_dies() -> None:
-    from pickspin.emulator.launch import start_emulator
+    from tests.emulator.launch import start_emulator
 
     with pytest.raises(RuntimeError, match="unknown service"):
         start_emulator("nope-vllm", timeout=20)

@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from pickspin.errors import InvalidEvent
-from pickspin.events import EventType, make_event
+from pickspin.core.errors import InvalidEvent
+from pickspin.core.events import EventType, make_event
 
 SINK = "http://producer.example/answers"
 RECEIVED = {"request_id": "r1", "prompt": "Prove that there are infinitely many primes",

@@ -24,11 +24,11 @@ import pytest
 from cloudevents.core.bindings.http import to_binary_event, to_structured_event
 from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.eventauth import Signer
-from pickspin.events import decode
+from pickspin.core.eventauth import Signer
+from pickspin.core.events import decode
+from pickspin.core.settings import Settings
 from pickspin.local.broker import LocalBroker, render
 from pickspin.local.processes import Proc, free_port, spawn, stop, wait_http
-from pickspin.settings import Settings
 from tests.functions.served import Installed, local_env, serve
 from tests.functions.test_served_like_func import SERVICE, one_service_config
 

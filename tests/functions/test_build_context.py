@@ -30,7 +30,7 @@ def test_a_staged_function_builds_a_wheel_with_the_library_inside(tmp_path: Path
     (wheel,) = out.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "function/func.py" in names and "function/__init__.py" in names
-    assert "pickspin/settings.py" in names and "pickspin/function.py" in names
+    assert "pickspin/core/settings.py" in names and "pickspin/adapters/function.py" in names
     if function == "classifier":  # the classifier serves the committed ONNX model
         assert "pickspin/models/complexity-distilbert/model.onnx" in names
 
@@ -45,7 +45,7 @@ def test_make_stage_copies_the_library_into_every_function(tmp_path: Path) -> No
     subprocess.run(["make", "-s", "stage"], cwd=tree, check=True, timeout=60,
                    capture_output=True)
     for function in ("gateway", "classifier", "selector", "telemetry", "responder"):
-        assert (tree / "functions" / function / "pickspin" / "gateway" / "app.py").exists()
+        assert (tree / "functions" / function / "pickspin" / "apps" / "gateway" / "app.py").exists()
 
 
 @pytest.mark.parametrize(("function", "middleware"), [

@@ -10,9 +10,9 @@ import pytest
 from cloudevents.core.v1.event import CloudEvent
 from func_python.http import ASGIApplication as HTTPApplication
 
-from pickspin.events import EventType, make_event
-from pickspin.function import EventFunction, EventHandler
-from pickspin.settings import Settings
+from pickspin.adapters.function import EventFunction, EventHandler
+from pickspin.core.events import EventType, make_event
+from pickspin.core.settings import Settings
 from tests.conftest import call
 from tests.functions.test_event_functions import post, sdk_event
 

@@ -18,7 +18,7 @@ from cloudevents.core.bindings.http import (
 from cloudevents.core.v1.event import CloudEvent
 from func_python.cloudevent import ASGIApplication
 
-from pickspin.settings import RouterName
+from pickspin.core.settings import RouterName
 from tests.conftest import Reply, call, load_function
 
 MODES = {"binary": to_binary_event, "structured": to_structured_event}

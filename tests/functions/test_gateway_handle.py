@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pickspin.errors import ConfigError
+from pickspin.core.errors import ConfigError
 from tests.conftest import call, load_function
 
 # nothing listens here: the requests below must be answered before any call goes out

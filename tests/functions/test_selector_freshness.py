@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from pickspin.events import TelemetrySnapshot
-from pickspin.snapshots import LatestSnapshot
+from pickspin.core.events import TelemetrySnapshot
+from pickspin.core.snapshots import LatestSnapshot
 from tests.functions.test_event_functions import post, reply_event, sdk_event
 
 
@@ -117,7 +117,7 @@ async def test_without_a_telemetry_url_pushed_snapshots_are_all_there_is():
 
 @pytest.mark.parametrize("value", ["-1", "soon", "nan"])
 def test_a_bad_max_age_fails_start_up(start_function, value):
-    from pickspin.errors import ConfigError
+    from pickspin.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="PICKSPIN_SNAPSHOT_MAX_AGE"):
         start_function("selector", {"PICKSPIN_SNAPSHOT_MAX_AGE": value})

@@ -19,8 +19,8 @@ import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event, to_binary_event
 from cloudevents.core.v1.event import CloudEvent
 
+from pickspin.core.settings import Settings
 from pickspin.local.processes import Proc, free_port, stop
-from pickspin.settings import Settings
 from tests.conftest import VALUES
 from tests.functions.served import Installed, local_env, serve
 

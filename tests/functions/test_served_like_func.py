@@ -22,8 +22,8 @@ from cloudevents.core.bindings.http import (
 from cloudevents.core.v1.event import CloudEvent
 from openai import OpenAI
 
+from pickspin.core.settings import Settings
 from pickspin.local.processes import Proc, free_port, spawn, stop, wait_http
-from pickspin.settings import Settings
 from tests.conftest import VALUES
 from tests.functions.served import (
     FUNCTIONS,

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from openai import OpenAI
 
-from pickspin.eventauth import Signer
-from pickspin.events import EventType, encode, make_event
+from pickspin.core.eventauth import Signer
+from pickspin.core.events import EventType, encode, make_event
 from pickspin.local.demo import quick_spin_values
 from pickspin.local.stack import Stack, down, up
 from tests.conftest import VALUES

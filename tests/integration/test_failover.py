@@ -10,11 +10,11 @@ import pytest
 import yaml
 from openai import OpenAI
 
-from pickspin.emulator.launch import emulator_command
+from pickspin.core.settings import Priors, Settings, StrategyName
+from pickspin.emulator.server import emulator_command
 from pickspin.local.plan import start_functions
 from pickspin.local.processes import Proc, free_port, spawn, stop
 from pickspin.local.stack import wait_ready
-from pickspin.settings import Priors, Settings, StrategyName
 from tests.conftest import VALUES
 
 pytestmark = pytest.mark.integration

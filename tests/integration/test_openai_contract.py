@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from pickspin.events import EventType, decode, encode, make_event
+from pickspin.core.events import EventType, decode, encode, make_event
 from tests.integration.conftest import url_of
 
 pytestmark = pytest.mark.integration

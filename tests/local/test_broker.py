@@ -14,9 +14,9 @@ import pytest
 from cloudevents.core.bindings.http import to_binary_event
 from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.events import decode
+from pickspin.core.events import decode
+from pickspin.core.settings import Settings
 from pickspin.local.broker import Delivery, LocalBroker, Route, iso_seconds, render, retryable
-from pickspin.settings import Settings
 from tests.conftest import VALUES
 
 SERVICES = {"pickspin-classifier": "http://classifier", "pickspin-selector": "http://selector",

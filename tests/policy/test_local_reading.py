@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pickspin.core.policy import scaling_for
+from pickspin.core.settings import Settings
 from pickspin.local.scaledobjects import Fallback, load, read
-from pickspin.policy import scaling_for
-from pickspin.settings import Settings
 
 VALUES = Path(__file__).resolve().parents[2] / "charts" / "pickspin" / "values.yaml"
 SETTINGS = Settings.load(VALUES)

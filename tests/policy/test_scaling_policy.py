@@ -1,4 +1,4 @@
-"""pickspin.policy: paper Algorithm 1 (Little's law, warm pool, cooldown) with KEDA's and
+"""pickspin.core.policy: paper Algorithm 1 (Little's law, warm pool, cooldown) with KEDA's and
 the HPA's semantics, checked case by case."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pickspin.policy import (
+from pickspin.core.policy import (
     Observation,
     Reason,
     ScalingParams,
@@ -17,7 +17,7 @@ from pickspin.policy import (
     scaling_for,
     stabilize,
 )
-from pickspin.settings import Settings
+from pickspin.core.settings import Settings
 
 VALUES = Path(__file__).resolve().parents[2] / "charts" / "pickspin" / "values.yaml"
 PARAMS = ScalingParams(service="m-vllm", threshold=10.0, min_replicas=0, max_replicas=6,

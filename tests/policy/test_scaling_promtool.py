@@ -1,7 +1,7 @@
 """One policy, two executors: `promtool test rules` feeds synthetic gateway series to the
 recording rules and to the ScaledObjects' own queries, and checks that what KEDA and its HPA
 would compute from them (ceil(value / threshold), activation, min/max, cooldown,
-scale-down stabilisation, written as PromQL) equals what `pickspin.policy.decide` gives when
+scale-down stabilisation, written as PromQL) equals what `pickspin.core.policy.decide` gives when
 it drives the same scenario poll by poll, as the local scaler does.
 
 The promtool test file is generated here, so every expected number comes from Python. The
@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pickspin.policy import Decision, Observation, Reason, ScalingParams, decide, scaling_for
-from pickspin.settings import Settings
+from pickspin.core.policy import Decision, Observation, Reason, ScalingParams, decide, scaling_for
+from pickspin.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 VALUES = REPO / "charts" / "pickspin" / "values.yaml"

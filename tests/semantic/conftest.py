@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pickspin.semantic.data import default_data_dir
 from pickspin.semantic.runtime import DEFAULT_MODEL_DIR, MODEL_FILE, SemanticRouter
+from pickspin.training.data import default_data_dir
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pickspin.semantic.commands import classify
+from pickspin.training.commands import classify
 from tests.conftest import VALUES
 
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from pickspin.semantic.data import by_split, load_examples
-from pickspin.semantic.labels import TIER_MAPS, label_from_outcomes
-from pickspin.semantic.offline import evaluate
-from pickspin.semantic.report import CONFUSION_PNG, ROUTING_PNG, write_report
+from pickspin.training.data import by_split, load_examples
+from pickspin.training.labels import TIER_MAPS, label_from_outcomes
+from pickspin.training.offline import evaluate
+from pickspin.training.report import CONFUSION_PNG, ROUTING_PNG, write_report
 
 
 @pytest.fixture(scope="module")

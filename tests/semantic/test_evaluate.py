@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pickspin.semantic.evaluate import Point, confusion, random_mix, routing_quality
+from pickspin.training.evaluate import Point, confusion, random_mix, routing_quality
 
 
 def test_confusion_rows_are_labels_columns_predictions():
@@ -53,9 +53,9 @@ def _threshold_rows(keyword_texts: dict[str, str]):
     """40 dev gsm8k rows (24 low, 10 medium, 6 high) whose semantic output is right on every
     row but the first ten low ones (called medium); each row's text carries the keywords
     given for its class."""
-    from pickspin.semantic.data import Example, Outcome, split_of
     from pickspin.semantic.heads import class_probabilities
-    from pickspin.semantic.offline import RouterOutput
+    from pickspin.training.data import Example, Outcome, split_of
+    from pickspin.training.offline import RouterOutput
 
     labels = ["low"] * 24 + ["medium"] * 10 + ["high"] * 6
     outcomes = {"low": (True, True, True), "medium": (False, True, True),
@@ -79,9 +79,9 @@ def _threshold_rows(keyword_texts: dict[str, str]):
     ({"low": "define", "medium": "tell me", "high": "define"}, 1.0),
 ])
 def test_the_hybrid_threshold_keeps_every_class_recall(texts, expected):
-    from pickspin.routers import KeywordRouter
-    from pickspin.semantic.offline import choose_threshold
-    from pickspin.settings import Keywords
+    from pickspin.core.routers import KeywordRouter
+    from pickspin.core.settings import Keywords
+    from pickspin.training.offline import choose_threshold
 
     rows, sem = _threshold_rows(texts)
     keyword = KeywordRouter(Keywords(low=("define",), high=("prove",)))

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from pickspin.semantic.data import Example
 from pickspin.semantic.runtime import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, SemanticRouter
+from pickspin.training.data import Example
 
 torch = pytest.importorskip("torch", reason="torch is needed to train and export (the [train] "
                                             "extra); serving does not need it")
@@ -37,7 +37,7 @@ def _rows(n: int = 90) -> list[Example]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from pickspin.semantic.train import TrainConfig, train
+    from pickspin.training.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("train")
     cfg = TrainConfig(out_dir=root / "model", work_dir=root / "work", epochs=1, layers=1,
@@ -59,7 +59,7 @@ def test_training_writes_model_tokenizer_and_config(trained):
 
 def test_onnx_gives_the_same_class_as_pytorch(trained):
     from pickspin.semantic.runtime import ModelConfig, open_session
-    from pickspin.semantic.train import predict_torch
+    from pickspin.training.train import predict_torch
 
     cfg, result = trained
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
@@ -87,7 +87,7 @@ def test_base_model_path_fine_tunes_a_local_pretrained_checkpoint(tmp_path):
     """`--base-model` loads weights and tokenizer with from_pretrained (here a local folder)."""
     from transformers import DistilBertConfig, DistilBertModel, PreTrainedTokenizerFast
 
-    from pickspin.semantic.train import TrainConfig, learn_tokenizer, train
+    from pickspin.training.train import TrainConfig, learn_tokenizer, train
 
     tok = learn_tokenizer([r.text for r in _rows()], vocab_size=200)
     base = tmp_path / "base"

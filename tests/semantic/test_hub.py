@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pickspin.semantic.hub import HUB, hub_examples, hub_rows
+from pickspin.training.hub import HUB, hub_examples, hub_rows
 
 FAKE: dict[str, dict[str, Any]] = {
     "openai/gsm8k": {"question": "Tom has 3 apples and buys 2. How many?",
@@ -38,7 +38,7 @@ def fake_load(path: str, config: str | None, *, split: str) -> list[dict[str, An
 
 
 def test_every_benchmark_of_the_folder_has_a_hub_source():
-    from pickspin.semantic.data import BENCHMARKS
+    from pickspin.training.data import BENCHMARKS
 
     assert set(HUB) == set(BENCHMARKS)
 

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
-from pickspin.semantic.data import Example, Outcome, split_of
-from pickspin.semantic.labels import TIER_MAPS, label_from_outcomes, proxy_label, stand_in
-from pickspin.semantic.quality import estimate_quality, grouped_quality, write_quality
-from pickspin.settings import Settings
+from pickspin.core.settings import Settings
+from pickspin.training.data import Example, Outcome, split_of
+from pickspin.training.labels import TIER_MAPS, label_from_outcomes, proxy_label, stand_in
+from pickspin.training.quality import estimate_quality, grouped_quality, write_quality
 from tests.conftest import VALUES
 
 

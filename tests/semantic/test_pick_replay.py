@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import random
 
-from pickspin.semantic.data import Example, Outcome
-from pickspin.semantic.labels import STAND_IN_OVERRIDES, TIER_MAPS, label_from_outcomes
-from pickspin.semantic.pick_replay import RouterRow, replay_pick, stand_ins, table3
+from pickspin.training.data import Example, Outcome
+from pickspin.training.labels import STAND_IN_OVERRIDES, TIER_MAPS, label_from_outcomes
+from pickspin.training.pick_replay import RouterRow, replay_pick, stand_ins, table3
 
 
 def _rows(source: str, n: int, seed: int) -> tuple[list[Example], list[RouterRow]]:

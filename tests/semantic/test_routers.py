@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from pickspin.routers import MAX_PROMPT_CHARS, Classification, Router
+from pickspin.core.routers import MAX_PROMPT_CHARS, Classification, Router
+from pickspin.core.settings import COMPLEXITY_CLASSES, Settings
 from pickspin.semantic.hybrid import HybridRouter
 from pickspin.semantic.registry import build_registry
 from pickspin.semantic.runtime import DEFAULT_MODEL_DIR, MODEL_FILE, SemanticRouter
-from pickspin.settings import COMPLEXITY_CLASSES, Settings
 
 MODES = ("keyword", "semantic", "hybrid")
 HOSTILE = {
@@ -95,7 +95,7 @@ def test_corrupt_model_is_recorded_as_unavailable_and_keyword_still_serves(setti
 @pytest.mark.parametrize("load", [
     "from pickspin.semantic.runtime import SemanticRouter, DEFAULT_MODEL_DIR;"
     "SemanticRouter.load(DEFAULT_MODEL_DIR).classify('hello')",
-    "from pickspin.semantic.success import SuccessRouter; from pickspin.semantic.build import "
+    "from pickspin.semantic.success import SuccessRouter; from pickspin.training.build import "
     "DEFAULT_OUT; SuccessRouter.load(DEFAULT_OUT).classify('hello')"])
 def test_serving_imports_neither_torch_nor_transformers(load):
     code = (f"import sys; {load};"
@@ -126,8 +126,8 @@ def test_hybrid_keeps_a_decisive_keyword_verdict_and_asks_the_model_otherwise():
 
 def test_hybrid_with_the_encoder_router_keeps_its_success_where_keywords_set_the_class(
         settings):
-    from pickspin.semantic.build import DEFAULT_OUT
     from pickspin.semantic.success import SuccessRouter
+    from pickspin.training.build import DEFAULT_OUT
 
     model = SuccessRouter.load(DEFAULT_OUT)
     keyword = build_registry(settings).get("keyword")

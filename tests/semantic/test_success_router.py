@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pickspin.semantic.build import DEFAULT_OUT, RouterTrainConfig, train_router
-from pickspin.semantic.data import Example, Outcome
+from pickspin.core.settings import COMPLEXITY_CLASSES, TIERS
 from pickspin.semantic.encoder import ENCODER_FILE, TOKENIZER_FILE, mean_pool
 from pickspin.semantic.heads import (
     ClassRule,
@@ -18,11 +17,12 @@ from pickspin.semantic.heads import (
     fit_class_rule,
     fit_heads,
 )
-from pickspin.semantic.labels import TIER_MAPS, label_from_outcomes
 from pickspin.semantic.registry import build_registry
 from pickspin.semantic.success import SuccessRouter, is_encoder_heads
-from pickspin.semantic.targets import excluded_models, fit_soft_maps, soft_targets
-from pickspin.settings import COMPLEXITY_CLASSES, TIERS
+from pickspin.training.build import DEFAULT_OUT, RouterTrainConfig, train_router
+from pickspin.training.data import Example, Outcome
+from pickspin.training.labels import TIER_MAPS, label_from_outcomes
+from pickspin.training.targets import excluded_models, fit_soft_maps, soft_targets
 
 
 def _sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,7 +183,7 @@ def test_the_int8_onnx_export_matches_the_pytorch_encoder(tmp_path):
 
 def test_the_committed_encoder_matches_its_fine_tuned_pytorch_checkpoint(router):
     pytest.importorskip("torch")
-    from pickspin.semantic.build import RouterTrainConfig
+    from pickspin.training.build import RouterTrainConfig
 
     cfg = RouterTrainConfig()
     torch_dir = (cfg.work_dir / f"ft{cfg.finetune_layers}x{cfg.finetune_epochs}-"
@@ -223,7 +223,7 @@ def test_train_router_on_tiny_data_writes_a_loadable_folder(tmp_path):
 def test_finetuning_the_top_layers_writes_an_encoder_optimum_can_export(tmp_path):
     pytest.importorskip("torch")
     from pickspin.semantic.encoder import source_dir
-    from pickspin.semantic.finetune import finetune_encoder
+    from pickspin.training.finetune import finetune_encoder
 
     try:
         checkpoint = source_dir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pickspin.settings import Settings
+from pickspin.core.settings import Settings
 from pickspin.sim.prompts import PromptRow
 
 CLASSES = {

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from pickspin.policy import scaling_for
-from pickspin.selection import select, views_of
+from pickspin.core.policy import scaling_for
+from pickspin.core.selection import select, views_of
 from pickspin.sim.command import as_local
 from pickspin.sim.engine import EVEN, Simulation, simulate
 from pickspin.sim.runs import CLUSTER, LOCAL, Config

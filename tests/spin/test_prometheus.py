@@ -12,7 +12,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from pickspin.gateway.metrics import GatewayMetrics
+from pickspin.apps.gateway.metrics import GatewayMetrics
+from pickspin.core.settings import Settings
 from pickspin.local.prometheus import (
     RULES,
     PrometheusMissing,
@@ -23,7 +24,6 @@ from pickspin.local.prometheus import (
     write_config,
     write_targets,
 )
-from pickspin.settings import Settings
 from tests.spin.conftest import LocalPrometheus, eventually
 
 

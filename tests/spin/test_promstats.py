@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 import requests
 
-from pickspin.promstats import (
+from pickspin.adapters.promstats import (
     PrometheusStats,
     Stat,
     expressions,
     parse_vector,
     service_stats,
 )
-from pickspin.scoring import cost_per_query
-from pickspin.settings import Settings
-from pickspin.telemetry import StatsUnavailable
+from pickspin.core.scoring import cost_per_query
+from pickspin.core.settings import Settings
+from pickspin.core.telemetry import StatsUnavailable
 
 
 def sample(value: float | str, **labels: str) -> dict:
@@ -131,7 +131,7 @@ def test_statistics_from_a_real_prometheus_scraping_real_gateway_metrics(
 
     from prometheus_client import CollectorRegistry
 
-    from pickspin.gateway.metrics import GatewayMetrics
+    from pickspin.apps.gateway.metrics import GatewayMetrics
     from pickspin.local.prometheus import Target, write_targets
     from tests.spin.conftest import eventually
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from pickspin.probes import ReplicaProber
-from pickspin.replicas import (
+from pickspin.adapters.probes import ReplicaProber
+from pickspin.adapters.replicas import (
     KubeReplicas,
     LocalReplicas,
     Replicas,
@@ -21,8 +21,8 @@ from pickspin.replicas import (
     parse_local,
     probe_from,
 )
-from pickspin.settings import Settings
-from pickspin.telemetry import Probe
+from pickspin.core.settings import Settings
+from pickspin.core.telemetry import Probe
 
 
 def deployment(replicas: int | None, ready: int | None) -> SimpleNamespace:

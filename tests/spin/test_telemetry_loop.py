@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from pickspin.events import InferenceCompleted, ServiceStats
+from pickspin.adapters.probes import BackendProber, ReplicaProber
+from pickspin.adapters.promstats import PrometheusStats
+from pickspin.adapters.replicas import KubeReplicas, LocalReplicas
+from pickspin.core.events import InferenceCompleted, ServiceStats
+from pickspin.core.settings import Settings
+from pickspin.core.telemetry import Probe, StatsUnavailable, Telemetry, Window
 from pickspin.local.processes import free_port
-from pickspin.probes import BackendProber, ReplicaProber
-from pickspin.promstats import PrometheusStats
-from pickspin.replicas import KubeReplicas, LocalReplicas
-from pickspin.settings import Settings
-from pickspin.telemetry import Probe, StatsUnavailable, Telemetry, Window
 from tests.conftest import load_function
 from tests.functions.test_event_functions import post, reply_event, sdk_event
 
@@ -178,7 +178,7 @@ async def test_a_tick_reads_a_real_prometheus(start_function, prometheus, serve_
 
     from prometheus_client import CollectorRegistry
 
-    from pickspin.gateway.metrics import GatewayMetrics
+    from pickspin.apps.gateway.metrics import GatewayMetrics
     from pickspin.local.prometheus import Target, write_targets
 
     metrics = GatewayMetrics(settings, CollectorRegistry())

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from pickspin.events import Candidate, ScoreBreakdown
-from pickspin.gateway.proxy import AsyncBackendProxy
+from pickspin.apps.gateway.proxy import AsyncBackendProxy
+from pickspin.core.events import Candidate, ScoreBreakdown
 
 BREAKDOWN = ScoreBreakdown(relevance=1, latency=1, cost=1, latency_seconds=1,
                            cost_per_query=0, score=1)
@@ -135,7 +135,7 @@ async def test_a_stream_cut_after_its_first_token_ends_marked_broken_not_raised(
 
 
 async def test_every_candidate_failing_is_one_502_naming_each(backend):
-    from pickspin.errors import BackendFailed
+    from pickspin.core.errors import BackendFailed
 
     b = await backend([500])
     proxy = AsyncBackendProxy()
@@ -147,8 +147,10 @@ async def test_every_candidate_failing_is_one_502_naming_each(backend):
 
 async def test_a_client_leaving_mid_stream_frees_the_backend_and_is_logged_as_such(
         backend, settings):
-    from pickspin.events import RouteSelected
-    from pickspin.gateway.app import Answer, ColdOutcome, Gateway, Pick, Wiring
+    from pickspin.apps.gateway.answers import Answer, ColdOutcome
+    from pickspin.apps.gateway.app import Gateway, Wiring
+    from pickspin.apps.gateway.pick import Pick
+    from pickspin.core.events import RouteSelected
 
     a = await backend(["stream"])
     chosen = candidate("a", a.url)
@@ -158,7 +160,7 @@ async def test_a_client_leaving_mid_stream_frees_the_backend_and_is_logged_as_su
     answer = Answer("r", Pick("low", "keyword", selected, 1.0), ColdOutcome(), waited=False)
     up = await gateway.proxy.forward("chat", {"stream": True}, [chosen], 0.0)
     gateway._enter()
-    relay = gateway.relay(up, answer)
+    relay = gateway.answers.relay(up, answer)
     assert await anext(relay) == SSE[0]
     await relay.aclose()  # what the answer does when sending to the client fails
     assert up.broken == "client-gone" and up._aresponse is None

@@ -1,7 +1,7 @@
 """The cold-start plan is pure: the gateway and the trace simulator execute the same one."""
 
-from pickspin.coldplan import cold_plan
-from pickspin.events import Candidate, ScoreBreakdown
+from pickspin.core.coldplan import cold_plan
+from pickspin.core.events import Candidate, ScoreBreakdown
 
 BREAKDOWN = ScoreBreakdown(relevance=0.5, latency=0.5, cost=0.5, latency_seconds=3.0,
                            cost_per_query=0.001, score=0.5)

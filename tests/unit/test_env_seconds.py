@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pickspin.errors import ConfigError
-from pickspin.function import env_seconds
+from pickspin.adapters.function import env_seconds
+from pickspin.core.errors import ConfigError
 
 
 def test_unset_gives_the_default_and_a_number_is_read() -> None:

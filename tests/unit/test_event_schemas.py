@@ -3,7 +3,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from pickspin.events import DATA_MODELS, SCHEMA_DIR, json_schemas
+from pickspin.core.events import DATA_MODELS, SCHEMA_DIR, json_schemas
 
 
 @pytest.mark.parametrize("type_", [t.value for t in DATA_MODELS])

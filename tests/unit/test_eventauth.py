@@ -9,9 +9,9 @@ import json
 import pytest
 from cloudevents.core.bindings.http import to_binary_event, to_structured_event
 
-from pickspin.errors import Unauthorized
-from pickspin.eventauth import Signer, canonical_data
-from pickspin.events import EventType, decode, make_event
+from pickspin.core.errors import Unauthorized
+from pickspin.core.eventauth import Signer, canonical_data
+from pickspin.core.events import EventType, decode, make_event
 
 DATA = {"request_id": "r1", "probabilities": {"medium": 0.6, "low": 0.2, "high": 0.2},
         "complexity": "medium", "router": "keyword", "elapsed_ms": 1e-7, "note": "café ✓"}

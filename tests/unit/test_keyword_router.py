@@ -1,7 +1,7 @@
 import pytest
 
-from pickspin.routers import MAX_PROMPT_CHARS, KeywordRouter
-from pickspin.settings import Keywords
+from pickspin.core.routers import MAX_PROMPT_CHARS, KeywordRouter
+from pickspin.core.settings import Keywords
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from pickspin.apps.gateway.openai_request import parse
+from pickspin.core.errors import InvalidRequest
+from pickspin.core.openai_protocol import ChatRequest
 from pickspin.emulator.openai_format import Endpoint, parse_request
-from pickspin.errors import InvalidRequest
-from pickspin.gateway.openai_request import parse
-from pickspin.openai_protocol import ChatRequest
 
 MODEL = "gemma-3-27b"
 USER = [{"role": "user", "content": "hi"}]

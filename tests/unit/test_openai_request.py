@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from pickspin.errors import InvalidRequest
-from pickspin.gateway.openai_request import parse
+from pickspin.apps.gateway.openai_request import parse
+from pickspin.core.errors import InvalidRequest
 
 
 def chat(**fields) -> bytes:
@@ -79,8 +79,8 @@ def test_ordinary_nesting_and_unicode_pass():
 
 
 async def test_a_body_over_the_limit_is_read_only_to_the_limit_then_drained_and_refused():
-    from pickspin.errors import PayloadTooLarge
-    from pickspin.gateway.openai_request import read_body
+    from pickspin.apps.gateway.openai_request import read_body
+    from pickspin.core.errors import PayloadTooLarge
 
     read = 0
 

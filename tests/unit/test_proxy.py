@@ -2,8 +2,8 @@ import json
 
 import httpx
 
-from pickspin.events import Candidate, ScoreBreakdown
-from pickspin.gateway.proxy import BackendProxy
+from pickspin.apps.gateway.proxy import BackendProxy
+from pickspin.core.events import Candidate, ScoreBreakdown
 
 BREAKDOWN = ScoreBreakdown(relevance=1, latency=1, cost=1, latency_seconds=1,
                            cost_per_query=0, score=1)

@@ -12,10 +12,14 @@ import httpx
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.cehttp import EventClient
-from pickspin.errors import BackendFailed, InvalidEvent, Unauthorized
-from pickspin.eventauth import Signer
-from pickspin.events import (
+from pickspin.adapters.cehttp import EventClient
+from pickspin.apps.gateway.coldstart import ColdStarts
+from pickspin.apps.gateway.metrics import GatewayMetrics
+from pickspin.apps.gateway.proxy import BackendProxy
+from pickspin.apps.responder import Responder, SinkFailed, SinkRefused, Undelivered, chat_body
+from pickspin.core.errors import BackendFailed, InvalidEvent, Unauthorized
+from pickspin.core.eventauth import Signer
+from pickspin.core.events import (
     Ask,
     Candidate,
     EventType,
@@ -24,12 +28,8 @@ from pickspin.events import (
     decode,
     make_event,
 )
-from pickspin.gateway.coldstart import ColdStarts
-from pickspin.gateway.metrics import GatewayMetrics
-from pickspin.gateway.proxy import BackendProxy
-from pickspin.replyto import carry, check_sink, sink_of
-from pickspin.responder import Responder, SinkFailed, SinkRefused, Undelivered, chat_body
-from pickspin.settings import Settings
+from pickspin.core.replyto import carry, check_sink, sink_of
+from pickspin.core.settings import Settings
 from tests.conftest import VALUES
 
 SETTINGS = Settings.load(VALUES)

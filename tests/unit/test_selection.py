@@ -2,16 +2,16 @@ import random
 
 import pytest
 
-from pickspin.errors import InvalidRequest, ModelNotFound, NoCandidate
-from pickspin.events import ServiceStats
-from pickspin.scoring import (
+from pickspin.core.errors import InvalidRequest, ModelNotFound, NoCandidate
+from pickspin.core.events import ServiceStats
+from pickspin.core.scoring import (
     ServiceView,
     expected_latency,
     normalise_fixed,
     relevance,
     score,
 )
-from pickspin.selection import select
+from pickspin.core.selection import select
 
 LOW = {"low": 0.85, "medium": 0.12, "high": 0.03}
 HIGH = {"low": 0.03, "medium": 0.12, "high": 0.85}

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from pickspin.events import Candidate, RouteSelected, ServiceStats
-from pickspin.gateway.app import Gateway, Wiring
-from pickspin.scoring import Ranges, ServiceView, relevance, score
-from pickspin.selection import select
-from pickspin.settings import TIERS
+from pickspin.apps.gateway.app import Gateway, Wiring
+from pickspin.core.events import Candidate, RouteSelected, ServiceStats
+from pickspin.core.scoring import Ranges, ServiceView, relevance, score
+from pickspin.core.selection import select
+from pickspin.core.settings import TIERS
 
 HIGH = {"low": 0.03, "medium": 0.12, "high": 0.85}
 # what the success router says of a hard prompt: the larger the tier, the likelier it answers

@@ -3,8 +3,8 @@ import copy
 import pytest
 import yaml
 
-from pickspin.errors import ConfigError
-from pickspin.settings import Settings
+from pickspin.core.errors import ConfigError
+from pickspin.core.settings import Settings
 from tests.conftest import VALUES
 
 

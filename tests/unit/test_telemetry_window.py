@@ -1,7 +1,7 @@
 import pytest
 
-from pickspin.events import InferenceCompleted
-from pickspin.telemetry import Probe, Window, quantile
+from pickspin.core.events import InferenceCompleted
+from pickspin.core.telemetry import Probe, Window, quantile
 
 
 class Clock:
@@ -46,7 +46,7 @@ def test_quantile_nearest_rank():
 def test_a_slow_health_answer_must_repeat_before_a_backend_counts_unhealthy(settings):
     import httpx
 
-    from pickspin.probes import BackendProber
+    from pickspin.adapters.probes import BackendProber
 
     answers = {"gemma-3-27b-vllm": [503, 503, 503, 200], "gemma-3-27b-tgi": ["refused"]}
 

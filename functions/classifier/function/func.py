@@ -1,9 +1,9 @@
 """pickspin classifier: `io.pickspin.prompt.received` in, `io.pickspin.prompt.classified` out.
 
 A func-python CloudEvent function (`invoke: cloudevent`): the middleware decodes the event,
-`handle` (from `pickspin.function.EventFunction`) calls `classify`, and the reply goes back
+`handle` (from `pickspin.adapters.function.EventFunction`) calls `classify`, and the reply goes back
 through the sender the middleware gives it. A prompt from the Broker that names a sink
-(`pickspinreplyto`) keeps it, and its prompt, on the reply (`pickspin.replyto`).
+(`pickspinreplyto`) keeps it, and its prompt, on the reply (`pickspin.core.replyto`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Mapping
 
 from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.errors import InvalidRequest
-from pickspin.events import (
+from pickspin.adapters.function import EventFunction, EventHandler
+from pickspin.core.errors import InvalidRequest
+from pickspin.core.events import (
     Ask,
     EventType,
     PromptClassified,
@@ -22,11 +23,10 @@ from pickspin.events import (
     data_of,
     make_event,
 )
-from pickspin.function import EventFunction, EventHandler
-from pickspin.replyto import carry, check_sink, reply_to
-from pickspin.routers import RouterRegistry
+from pickspin.core.replyto import carry, check_sink, reply_to
+from pickspin.core.routers import RouterRegistry
+from pickspin.core.settings import RouterName, Settings
 from pickspin.semantic.registry import build_registry
-from pickspin.settings import RouterName, Settings
 
 SOURCE = "/pickspin/classifier"
 

@@ -13,15 +13,15 @@ from collections.abc import Mapping
 from starlette.applications import Starlette
 from starlette.requests import Request
 
-from pickspin.errors import ConfigError
-from pickspin.eventauth import TOKEN_ENV
-from pickspin.gateway import accesslog
-from pickspin.gateway.app import Gateway, Wiring
-from pickspin.gateway.routes import create_app, on_error
-from pickspin.httpfunction import StarletteFunction
-from pickspin.settings import Settings
+from pickspin.adapters.httpfunction import StarletteFunction
+from pickspin.apps.gateway import accesslog
+from pickspin.apps.gateway.app import Gateway, Wiring
+from pickspin.apps.gateway.routes import create_app, on_error
+from pickspin.core.errors import ConfigError
+from pickspin.core.eventauth import TOKEN_ENV
+from pickspin.core.settings import Settings
 
-log = logging.getLogger("pickspin.gateway")
+log = logging.getLogger("pickspin.apps.gateway")
 # SIGUSR1 asks the gateway to drain, then stop (what `pickspin down` sends first): it takes
 # no new requests, lets those in flight finish within PICKSPIN_DRAIN_SECONDS, then SIGTERMs
 # itself (func-python then stops hypercorn, whose own grace is only 3 s). In a cluster

@@ -3,7 +3,7 @@ prompt the classifier and selector carried) in; the chosen backend answers, the 
 to the producer's `pickspinreplyto` sink as `io.pickspin.prompt.answered`, and the reply to
 the Broker is `io.pickspin.inference.completed` (for telemetry).
 
-A func-python CloudEvent function (`invoke: cloudevent`); the work is `pickspin.responder`.
+A func-python CloudEvent function (`invoke: cloudevent`); the work is `pickspin.apps.responder`.
 `PICKSPIN_ANSWER_SECONDS` (default 120) bounds one backend answer. The middleware answers
 every path but `/health/*` as a CloudEvent endpoint, so the `pickspin_*` metrics (the
 demand and pending requests the ScaledObjects read) are served on a port of their own,
@@ -19,12 +19,12 @@ from wsgiref.simple_server import WSGIServer
 
 from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.errors import ConfigError
-from pickspin.eventauth import TOKEN_ENV
-from pickspin.events import EventType
-from pickspin.function import EventFunction, EventHandler, env_seconds
-from pickspin.responder import DEFAULT_ANSWER_SECONDS, Responder
-from pickspin.settings import Settings
+from pickspin.adapters.function import EventFunction, EventHandler, env_seconds
+from pickspin.apps.responder import DEFAULT_ANSWER_SECONDS, Responder
+from pickspin.core.errors import ConfigError
+from pickspin.core.eventauth import TOKEN_ENV
+from pickspin.core.events import EventType
+from pickspin.core.settings import Settings
 
 ANSWER_SECONDS_ENV = "PICKSPIN_ANSWER_SECONDS"
 METRICS_PORT_ENV = "PICKSPIN_METRICS_PORT"

@@ -4,7 +4,7 @@
 A func-python CloudEvent function (`invoke: cloudevent`). Every replica routes on the same
 telemetry: snapshots pushed to it are kept, and a copy older than
 `PICKSPIN_SNAPSHOT_MAX_AGE` seconds (default 5) is refreshed from telemetry
-(`PICKSPIN_TELEMETRY_URL`) before routing (`pickspin.snapshots`).
+(`PICKSPIN_TELEMETRY_URL`) before routing (`pickspin.core.snapshots`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from collections.abc import Mapping
 
 from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.cehttp import EventClient
-from pickspin.errors import PickspinError
-from pickspin.eventauth import TOKEN_ENV
-from pickspin.events import (
+from pickspin.adapters.cehttp import EventClient
+from pickspin.adapters.function import EventFunction, EventHandler, env_seconds
+from pickspin.adapters.probes import BackendProber
+from pickspin.core.errors import PickspinError
+from pickspin.core.eventauth import TOKEN_ENV
+from pickspin.core.events import (
     EventType,
     PromptClassified,
     RouteSelected,
@@ -29,13 +31,11 @@ from pickspin.events import (
     data_of,
     make_event,
 )
-from pickspin.function import EventFunction, EventHandler, env_seconds
-from pickspin.probes import BackendProber
-from pickspin.replyto import carry
-from pickspin.selection import select
-from pickspin.settings import Settings
-from pickspin.snapshots import LatestSnapshot
-from pickspin.telemetry import snapshot_of
+from pickspin.core.replyto import carry
+from pickspin.core.selection import select
+from pickspin.core.settings import Settings
+from pickspin.core.snapshots import LatestSnapshot
+from pickspin.core.telemetry import snapshot_of
 
 SOURCE = "/pickspin/selector"
 MAX_AGE_ENV = "PICKSPIN_SNAPSHOT_MAX_AGE"

@@ -19,9 +19,11 @@ from collections.abc import Mapping
 
 from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.cehttp import Emitter
-from pickspin.eventauth import TOKEN_ENV
-from pickspin.events import (
+from pickspin.adapters.cehttp import Emitter
+from pickspin.adapters.function import EventFunction, EventHandler
+from pickspin.adapters.probes import BackendProber, ReplicaProber
+from pickspin.core.eventauth import TOKEN_ENV
+from pickspin.core.events import (
     EventType,
     InferenceCompleted,
     TelemetryRequested,
@@ -29,10 +31,8 @@ from pickspin.events import (
     data_of,
     make_event,
 )
-from pickspin.function import EventFunction, EventHandler
-from pickspin.probes import BackendProber, ReplicaProber
-from pickspin.settings import Settings
-from pickspin.telemetry import ProbeSource, StatsSource, Telemetry, Window
+from pickspin.core.settings import Settings
+from pickspin.core.telemetry import ProbeSource, StatsSource, Telemetry, Window
 
 SOURCE = "/pickspin/telemetry"
 
@@ -41,11 +41,11 @@ def probe_source(settings: Settings, cfg: Mapping[str, str]) -> ProbeSource:
     """Local scaler, else the Kubernetes API, else health probes (each falls back to probes)."""
     probes = BackendProber(settings)
     if cfg.get("PICKSPIN_REPLICAS_URL"):
-        from pickspin.replicas import LocalReplicas
+        from pickspin.adapters.replicas import LocalReplicas
 
         return ReplicaProber(settings, LocalReplicas(cfg["PICKSPIN_REPLICAS_URL"]), probes)
     if cfg.get("KUBERNETES_SERVICE_HOST"):
-        from pickspin.replicas import KubeReplicas
+        from pickspin.adapters.replicas import KubeReplicas
 
         namespace = cfg.get("POD_NAMESPACE") or None
         return ReplicaProber(settings, KubeReplicas(settings, namespace=namespace), probes)
@@ -57,7 +57,7 @@ def stats_source(settings: Settings, cfg: Mapping[str, str],
     url = cfg.get("PICKSPIN_PROMETHEUS_URL")
     if not url:
         return None
-    from pickspin.promstats import PrometheusStats
+    from pickspin.adapters.promstats import PrometheusStats
 
     return PrometheusStats.connect(url, settings, window_seconds)
 

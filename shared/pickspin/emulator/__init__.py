@@ -3,7 +3,7 @@ TensorRT-LLM) with the real server's metric names and a latency profile from the
 file. In the spirit of llm-d's inference simulator; no model runs, the text is filler.
 
 Run one with `python -m pickspin.emulator --service gemma-3-27b-vllm --port 8101`, or from
-Python with `pickspin.emulator.launch.start_emulator`.
+the tests with `tests.emulator.launch.start_emulator`.
 """
 
 from pickspin.emulator.app import EmulatorApp

@@ -7,9 +7,9 @@ import asyncio
 import random
 import sys
 
+from pickspin.core.errors import ConfigError
+from pickspin.core.settings import Settings
 from pickspin.emulator.server import Overrides, build_app, serve
-from pickspin.errors import ConfigError
-from pickspin.settings import Settings
 
 
 def parser() -> argparse.ArgumentParser:

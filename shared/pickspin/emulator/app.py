@@ -33,6 +33,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from pickspin.adapters.httpfunction import register_error_handlers
+from pickspin.core.errors import InvalidRequest
+from pickspin.core.settings import BackendKind
 from pickspin.emulator.metrics import EngineMetrics, make_metrics
 from pickspin.emulator.openai_format import (
     CompletionRequest,
@@ -46,9 +49,6 @@ from pickspin.emulator.openai_format import (
     usage_chunk,
 )
 from pickspin.emulator.profile import EmulationProfile, filler_tokens
-from pickspin.errors import InvalidRequest
-from pickspin.httpfunction import register_error_handlers
-from pickspin.settings import BackendKind
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 ROUTES = {"/v1/chat/completions": Endpoint.CHAT, "/v1/completions": Endpoint.COMPLETION}

@@ -32,7 +32,7 @@ from abc import ABC, abstractmethod
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from pickspin.settings import BackendKind
+from pickspin.core.settings import BackendKind
 
 # Buckets as the real servers use them.
 LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0,

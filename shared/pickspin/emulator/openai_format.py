@@ -3,7 +3,7 @@
 Shapes follow the OpenAI API reference for `POST /v1/chat/completions` and
 `POST /v1/completions` (objects `chat.completion`, `chat.completion.chunk`,
 `text_completion`), as vLLM, TGI and trtllm-serve return them. Requests are read with the
-gateway's models (`pickspin.openai_protocol`); bad input raises `InvalidRequest` (HTTP 400)
+gateway's models (`pickspin.core.openai_protocol`); bad input raises `InvalidRequest` (HTTP 400)
 naming the parameter; it never reaches a 5xx.
 """
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pickspin import openai_protocol as protocol
+from pickspin.core import openai_protocol as protocol
+from pickspin.core.errors import InvalidRequest, ModelNotFound, PickspinError
 from pickspin.emulator.profile import estimate_prompt_tokens
-from pickspin.errors import InvalidRequest, ModelNotFound, PickspinError
 
 
 class Endpoint(StrEnum):
@@ -65,7 +65,7 @@ def parse_request(
     endpoint: Endpoint, body: bytes, *, served_model: str, default_max_tokens: int,
     max_model_len: int,
 ) -> CompletionRequest:
-    """Validate a request body (types and ranges: `pickspin.openai_protocol`, as the gateway
+    """Validate a request body (types and ranges: `pickspin.core.openai_protocol`, as the gateway
     reads it); raise `InvalidRequest` (400) or `ModelNotFound` (404)."""
     try:
         data = json.loads(body)

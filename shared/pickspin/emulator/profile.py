@@ -21,7 +21,7 @@ import zlib
 from dataclasses import dataclass, replace
 from statistics import NormalDist
 
-from pickspin.settings import Emulation
+from pickspin.core.settings import Emulation
 
 Z_99 = NormalDist().inv_cdf(0.99)
 

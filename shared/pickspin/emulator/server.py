@@ -6,12 +6,36 @@ import asyncio
 import os
 import random
 import signal
+import sys
 from dataclasses import dataclass
 
+from pickspin.core.errors import ConfigError
+from pickspin.core.settings import Settings
 from pickspin.emulator.app import EmulatorApp
 from pickspin.emulator.profile import EmulationProfile
-from pickspin.errors import ConfigError
-from pickspin.settings import Settings
+
+
+def emulator_command(
+    service: str,
+    port: int,
+    config_path: str | os.PathLike[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    error_rate: float | None = None,
+    cold_start_seconds: float | None = None,
+    max_concurrency: int | None = None,
+    seed: int | None = None,
+) -> list[str]:
+    """The argv that runs one emulator (what the local scaler spawns for an emulated replica)."""
+    cmd = [sys.executable, "-m", "pickspin.emulator", "--service", service,
+           "--port", str(port), "--host", host]
+    for flag, value in (("--config", config_path), ("--error-rate", error_rate),
+                        ("--cold-start-seconds", cold_start_seconds),
+                        ("--max-concurrency", max_concurrency), ("--seed", seed)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    return cmd
+
 
 ENV_ERROR_RATE = "PICKSPIN_EMULATOR_ERROR_RATE"
 ENV_COLD_START = "PICKSPIN_EMULATOR_COLD_START_SECONDS"

@@ -44,9 +44,9 @@ import httpx
 import yaml
 from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.errors import InvalidEvent
-from pickspin.events import decode, encode
-from pickspin.settings import Settings
+from pickspin.core.errors import InvalidEvent
+from pickspin.core.events import decode, encode
+from pickspin.core.settings import Settings
 
 KNATIVE_CHART = Path(__file__).resolve().parents[3] / "knative"
 ERROR_DEST, ERROR_CODE, ERROR_DATA = "knativeerrordest", "knativeerrorcode", "knativeerrordata"

@@ -9,9 +9,9 @@ import threading
 
 import httpx
 
-from pickspin.cehttp import EventClient
-from pickspin.eventauth import TOKEN_ENV
-from pickspin.events import EventType, make_event
+from pickspin.adapters.cehttp import EventClient
+from pickspin.core.eventauth import TOKEN_ENV
+from pickspin.core.events import EventType, make_event
 
 
 def main(argv: list[str] | None = None) -> int:

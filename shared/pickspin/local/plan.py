@@ -12,14 +12,14 @@ from pathlib import Path
 
 import yaml
 
-from pickspin.errors import ConfigError
-from pickspin.eventauth import TOKEN_ENV
+from pickspin.core.errors import ConfigError
+from pickspin.core.eventauth import TOKEN_ENV
+from pickspin.core.settings import CONFIG_ENV, DEFAULT_VALUES, BackendKind, Settings
 from pickspin.local.processes import Proc, free_port, python, spawn
 from pickspin.local.prometheus import Target, write_targets
 from pickspin.local.scaler import replica_command
 from pickspin.local.serve import DEFAULT_BACKLOG, Listening, invoke_of
 from pickspin.local.supervisor import Spec
-from pickspin.settings import CONFIG_ENV, DEFAULT_VALUES, BackendKind, Settings
 
 REPO = Path(__file__).resolve().parents[3]
 FUNCTIONS = ("classifier", "selector", "telemetry", "gateway")
@@ -138,7 +138,7 @@ def function_specs(config: Path, ports: dict[str, int], tick_seconds: float = 5.
     (`pickspin.local.serve`), on its own port (`ports`, by process name). The gateway runs
     as `scale.replicas` processes (`scale.names`); with an `entry_fd` (a listening socket the
     supervisor holds) they all accept from it too. With a `token`, every internal event is
-    signed and checked (`pickspin.eventauth`)."""
+    signed and checked (`pickspin.core.eventauth`)."""
     urls = {f: f"http://127.0.0.1:{p}" for f, p in ports.items()}
     auth = {TOKEN_ENV: token} if token else {}
     sinks = {"gateway": urls["telemetry"], "telemetry": urls["selector"]}

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import yaml
 
-import pickspin
 from pickspin.local.processes import Proc, atomic_write, spawn
 
-REPO = Path(pickspin.__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 KEDA_CHART = REPO / "keda"
 RULES = KEDA_CHART / "files" / "recording-rules.yaml"  # a template: windows from the interval
 VALUES = REPO / "charts" / "pickspin" / "values.yaml"

@@ -1,5 +1,5 @@
 """The keda chart's own ScaledObjects, rendered for the local values and read back as the
-inputs of `pickspin.policy.decide` — so the local scaler applies exactly what KEDA would."""
+inputs of `pickspin.core.policy.decide` — so the local scaler applies exactly what KEDA would."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from pickspin.policy import ScalingParams
-from pickspin.settings import Settings
+from pickspin.core.policy import ScalingParams
+from pickspin.core.settings import Settings
 
 KEDA_CHART = Path(__file__).resolve().parents[3] / "keda"
 

@@ -1,7 +1,7 @@
 """The local scaler: KEDA's semantics applied to local backend processes.
 
 Every polling interval, for each ScaledObject the keda chart renders for the local values,
-it runs the triggers' PromQL against the local Prometheus and asks `pickspin.policy.decide`
+it runs the triggers' PromQL against the local Prometheus and asks `pickspin.core.policy.decide`
 (the same function the promtool tests check against KEDA's arithmetic) how many replicas
 the service needs, then starts or drains replica processes behind the service's port.
 
@@ -21,16 +21,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
 
-from pickspin.emulator.launch import emulator_command
+from pickspin.adapters.promstats import QueryClient, connect, instant_value
+from pickspin.core.policy import Decision, Observation, PollMemory, poll
+from pickspin.core.settings import BackendKind, Settings
+from pickspin.core.telemetry import StatsUnavailable
+from pickspin.emulator.server import emulator_command
 from pickspin.local import llamacpp
 from pickspin.local.pool import ServicePool
 from pickspin.local.processes import Proc, atomic_write, spawn, stop
 from pickspin.local.prometheus import Target, write_targets
 from pickspin.local.scaledobjects import LocalScaledObject, Trigger, load
-from pickspin.policy import Decision, Observation, PollMemory, poll
-from pickspin.settings import BackendKind, Settings
 
 log = logging.getLogger("pickspin.scaler")
 Query = Callable[[str], Awaitable[float | None]]
@@ -62,7 +69,7 @@ class LocalScaler:
                 # requests the gateway holds for this service, plus those the pool holds
                 # (the local activator): both are demand a backend at zero cannot show
                 pending = await value_of(self.query, so.pending) + pool.waiting
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
+            except (StatsUnavailable, EmptyResult) as exc:
                 h.failures += 1
                 await self._fall_back(name, so, pool, h.failures, exc)
                 continue
@@ -122,14 +129,12 @@ class LocalScaler:
         return out
 
 
-def prometheus_query(http: httpx.AsyncClient, url: str) -> Query:
-    """An instant query returning one number, or None for an empty result."""
+def prometheus_query(client: QueryClient) -> Query:
+    """An instant query returning one number, or None for an empty result, through the
+    library's Prometheus client (blocking, so on a thread: the loop keeps serving)."""
 
     async def run(promql: str) -> float | None:
-        answer = await http.get(f"{url}/api/v1/query", params={"query": promql})
-        answer.raise_for_status()
-        result = answer.json()["data"]["result"]
-        return float(result[0]["value"][1]) if result else None
+        return await asyncio.to_thread(instant_value, client, promql)
 
     return run
 
@@ -149,31 +154,29 @@ async def value_of(query: Query, trigger: Trigger) -> float:
     return found
 
 
-async def serve_status(scaler: LocalScaler, port: int) -> asyncio.Server:
-    """`GET /replicas` (what telemetry and the gateway read) and `GET /health` on a tiny
-    HTTP server. `/replicas` first looks for replicas that died since the last poll, so a
-    caller that just lost a connection learns at once whether the backend crashed."""
+def status_app(scaler: LocalScaler) -> Starlette:
+    """`GET /replicas` (what telemetry and the gateway read) and `GET /health`. `/replicas`
+    first looks for replicas that died since the last poll, so a caller that just lost a
+    connection learns at once whether the backend crashed."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await reader.readline()
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass
-            path = request.split()[1].decode() if len(request.split()) > 1 else "/"
-            if path == "/replicas":
-                for pool in scaler.pools.values():
-                    pool.reap()
-            status, body = ("200 OK", json.dumps(scaler.replicas()).encode()) \
-                if path == "/replicas" else ("200 OK", b"ok") if path == "/health" \
-                else ("404 Not Found", b"not found")
-            writer.write(f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
-                         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
-                         + body)
-            await writer.drain()
-        finally:
-            writer.close()
+    async def replicas(request: Request) -> JSONResponse:
+        for pool in scaler.pools.values():
+            pool.reap()
+        return JSONResponse(scaler.replicas())
 
-    return await asyncio.start_server(handle, "127.0.0.1", port)
+    async def health(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/replicas", replicas), Route("/health", health)])
+
+
+async def serve_status(scaler: LocalScaler, port: int, stopping: asyncio.Event) -> None:
+    """Serve `status_app` on 127.0.0.1:`port` until `stopping` is set."""
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    config.errorlog = log
+    await serve(status_app(scaler), config, shutdown_trigger=stopping.wait)  # type: ignore[arg-type]
 
 
 def real_kinds() -> frozenset[BackendKind]:
@@ -257,35 +260,39 @@ async def run(settings: Settings, config: Path, prometheus: str, status_port: in
             await asyncio.to_thread(stop, orphan, 5.0)
     for pool in pools.values():
         await pool.serve()
-    async with httpx.AsyncClient(timeout=5.0) as http:
-        scaler = LocalScaler(objects, pools, prometheus_query(http, prometheus))
-        server = await serve_status(scaler, status_port)
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-        try:
-            written: list[Target] | None = None
-            recorded: list[dict[str, object]] | None = None
-            while not stopping.is_set():
-                await scaler.poll()
-                if state is not None and (entries := replica_entries(pools)) != recorded:
-                    record_replicas(state, entries)
-                    recorded = entries
-                targets = scaler.targets(settings, real)
-                if prometheus_dir is not None and targets != written:  # only on a change
-                    write_targets(prometheus_dir, "backends", targets)
-                    written = targets
-                # pool.check between polls so readiness shows up quickly
-                for _ in range(max(1, int(polling / 0.25))):
-                    if stopping.is_set():
-                        break
-                    await asyncio.sleep(0.25)
-                    for pool in pools.values():
-                        await pool.check()
-        finally:
-            server.close()
-            await asyncio.gather(*(p.close() for p in pools.values()))
+    client = connect(prometheus, timeout=5.0)
+    scaler = LocalScaler(objects, pools, prometheus_query(client))
+    stopping = asyncio.Event()
+    status = asyncio.create_task(serve_status(scaler, status_port, stopping))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        written: list[Target] | None = None
+        recorded: list[dict[str, object]] | None = None
+        while not stopping.is_set():
+            if status.done():  # the status server could not bind, or stopped: say why
+                status.result()
+                raise RuntimeError("the scaler's status server stopped")
+            await scaler.poll()
+            if state is not None and (entries := replica_entries(pools)) != recorded:
+                record_replicas(state, entries)
+                recorded = entries
+            targets = scaler.targets(settings, real)
+            if prometheus_dir is not None and targets != written:  # only on a change
+                write_targets(prometheus_dir, "backends", targets)
+                written = targets
+            # pool.check between polls so readiness shows up quickly
+            for _ in range(max(1, int(polling / 0.25))):
+                if stopping.is_set():
+                    break
+                await asyncio.sleep(0.25)
+                for pool in pools.values():
+                    await pool.check()
+    finally:
+        stopping.set()
+        await asyncio.gather(status, return_exceptions=True)
+        await asyncio.gather(*(p.close() for p in pools.values()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,7 +307,6 @@ def main(argv: list[str] | None = None) -> int:
                         "for a restarted scaler)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.load(args.config)
     asyncio.run(run(settings, Path(args.config), args.prometheus, args.port, Path(args.logs),
                     args.polling, Path(args.prometheus_dir) if args.prometheus_dir else None,

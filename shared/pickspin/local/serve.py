@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from pickspin.errors import ConfigError
+from pickspin.core.errors import ConfigError
 
 FDS_ENV, BACKLOG_ENV = "PICKSPIN_LISTEN_FDS", "PICKSPIN_LISTEN_BACKLOG"
 KEEP_ALIVE_ENV = "PICKSPIN_KEEP_ALIVE_SECONDS"

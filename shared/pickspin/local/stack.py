@@ -21,7 +21,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-from pickspin.errors import ConfigError
+from pickspin.core.errors import ConfigError
+from pickspin.core.policy import scaling_for
+from pickspin.core.settings import Settings
 from pickspin.local.plan import (
     REPO,
     GatewayScale,
@@ -53,8 +55,6 @@ from pickspin.local.prometheus import (
 )
 from pickspin.local.scaler import orphans, real_kinds
 from pickspin.local.supervisor import Spec, read_plan, read_state, write_plan
-from pickspin.policy import scaling_for
-from pickspin.settings import Settings
 
 STATE_FILE = "state.json"
 PLAN_FILE, SUPERVISOR_FILE, REPLICAS_FILE = "plan.json", "supervisor.json", "replicas.json"

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pickspin.settings import COMPLEXITY_CLASSES, TIERS
+from pickspin.core.settings import COMPLEXITY_CLASSES, TIERS
 
 Progress = Callable[[str], None]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pickspin.routers import Classification, Router
-from pickspin.settings import RouterName
+from pickspin.core.routers import Classification, Router
+from pickspin.core.settings import RouterName
 
 
 @dataclass(frozen=True)

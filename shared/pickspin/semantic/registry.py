@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pickspin.routers import KeywordRouter, Router, RouterRegistry
+from pickspin.core.routers import KeywordRouter, Router, RouterRegistry
+from pickspin.core.settings import RouterName, Settings
 from pickspin.semantic.hybrid import HybridRouter
 from pickspin.semantic.runtime import ModelLoadError, SemanticRouter, resolve_model_dir
-from pickspin.settings import RouterName, Settings
 
 Loader = Callable[[Path, int], Router]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pickspin.routers import Classification, Router
-from pickspin.settings import COMPLEXITY_CLASSES, RouterName
+from pickspin.core.routers import Classification, Router
+from pickspin.core.settings import COMPLEXITY_CLASSES, RouterName
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "models" / "complexity-distilbert"

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from pickspin.routers import Classification, Router
+from pickspin.core.routers import Classification, Router
+from pickspin.core.settings import COMPLEXITY_CLASSES, TIERS, RouterName
 from pickspin.semantic.encoder import ENCODER_FILE, TOKENIZER_FILE, OnnxEncoder
 from pickspin.semantic.heads import ClassRule, HeadWeights, class_probabilities
-from pickspin.settings import COMPLEXITY_CLASSES, TIERS, RouterName
 
 FORMAT = "encoder-heads"
 HEAD_FILE = "head.npz"

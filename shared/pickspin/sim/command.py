@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pickspin.errors import ConfigError
-from pickspin.settings import Settings
+from pickspin.core.errors import ConfigError
+from pickspin.core.settings import Settings
 from pickspin.sim.engine import simulate
 from pickspin.sim.prompts import PromptRow, load_rows
 from pickspin.sim.runs import CLUSTER, LOCAL, Config, Environment, Result

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pickspin.events import ServiceStats
-from pickspin.selection import select
-from pickspin.settings import Settings, StrategyName
+from pickspin.core.events import ServiceStats
+from pickspin.core.selection import select
+from pickspin.core.settings import Settings, StrategyName
 from pickspin.sim.engine import EVEN
 from pickspin.sim.prompts import PromptRow
 from pickspin.sim.runs import RANDOM_ASSIGNMENT, Config, Environment

@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pickspin.coldplan import cold_plan
-from pickspin.errors import NoCandidate
-from pickspin.events import Candidate, InferenceCompleted, ServiceStats, TelemetrySnapshot
-from pickspin.policy import PollMemory, ScalingParams, poll, scaling_for
-from pickspin.replicas import Replicas, probe_from
-from pickspin.selection import select
-from pickspin.settings import COMPLEXITY_CLASSES, Settings
+from pickspin.adapters.replicas import Replicas, probe_from
+from pickspin.core.coldplan import cold_plan
+from pickspin.core.errors import NoCandidate
+from pickspin.core.events import Candidate, InferenceCompleted, ServiceStats, TelemetrySnapshot
+from pickspin.core.policy import PollMemory, ScalingParams, poll, scaling_for
+from pickspin.core.selection import select
+from pickspin.core.settings import COMPLEXITY_CLASSES, Settings
+from pickspin.core.telemetry import Probe, Window, snapshot_of
 from pickspin.sim.prompts import PromptRow
 from pickspin.sim.runs import (
     CLUSTER,
@@ -44,7 +45,6 @@ from pickspin.sim.runs import (
 )
 from pickspin.sim.timing import ServiceTiming
 from pickspin.sim.trace import Trace
-from pickspin.telemetry import Probe, Window, snapshot_of
 
 EVEN = {k: 1 / len(COMPLEXITY_CLASSES) for k in COMPLEXITY_CLASSES}
 Progress = Callable[[float], None]

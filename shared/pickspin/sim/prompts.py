@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pickspin.settings import COMPLEXITY_CLASSES, TIERS, Settings
+from pickspin.core.settings import COMPLEXITY_CLASSES, TIERS, Settings
 
 Progress = Callable[[str], None]
 CACHE_VERSION = 1
@@ -43,7 +43,7 @@ def _log(message: str) -> None:
 
 
 def _fingerprint(settings: Settings, data_dir: Path, model_dir: Path) -> str:
-    from pickspin.semantic.labels import STAND_IN_OVERRIDES, TIER_MAPS
+    from pickspin.training.labels import STAND_IN_OVERRIDES, TIER_MAPS
 
     h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
     for folder in (model_dir, data_dir, data_dir / "routing"):
@@ -65,13 +65,13 @@ def classify_rows(settings: Settings, data_dir: Path | None = None,
                   model_dir: Path | None = None, progress: Progress = _log) -> list[PromptRow]:
     """Held-out (test split) rows with real outcomes, through the configured router
     (keyword, semantic or hybrid, exactly as `pickspin replay` runs it)."""
-    from pickspin.routers import KeywordRouter
-    from pickspin.semantic.data import load_examples
-    from pickspin.semantic.labels import is_correct
-    from pickspin.semantic.offline import all_outputs
-    from pickspin.semantic.pick_replay import router_rows, stand_ins
+    from pickspin.core.routers import KeywordRouter
     from pickspin.semantic.registry import load_semantic
     from pickspin.semantic.runtime import resolve_model_dir
+    from pickspin.training.data import load_examples
+    from pickspin.training.labels import is_correct
+    from pickspin.training.offline import all_outputs
+    from pickspin.training.pick_replay import router_rows, stand_ins
 
     folder = model_dir or resolve_model_dir(settings.routing.semantic_model)
     rows = [e for e in load_examples(data_dir, progress) if e.split == "test" and e.outcome]
@@ -102,8 +102,8 @@ def classify_rows(settings: Settings, data_dir: Path | None = None,
 def load_rows(settings: Settings, cache: Path, data_dir: Path | None = None,
               model_dir: Path | None = None, progress: Progress = _log) -> list[PromptRow]:
     """The classified rows, from `cache` when it matches, else classified and cached."""
-    from pickspin.semantic.data import default_data_dir
     from pickspin.semantic.runtime import resolve_model_dir
+    from pickspin.training.data import default_data_dir
 
     data = Path(data_dir or default_data_dir())
     folder = model_dir or resolve_model_dir(settings.routing.semantic_model)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pickspin.settings import Settings
+from pickspin.core.settings import Settings
 from pickspin.sim.runs import Environment, Result
 from pickspin.sim.summary import Check, Figures, as_json
 from pickspin.sim.trace import Trace, rate_series

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from pickspin.scoring import cost_per_query
-from pickspin.settings import Settings
+from pickspin.core.scoring import cost_per_query
+from pickspin.core.settings import Settings
 from pickspin.sim.runs import Result
 
 #: "equal SLO attainment": within this many points of the static baseline's

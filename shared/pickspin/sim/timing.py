@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pickspin.core.scoring import REFERENCE_TOKENS
+from pickspin.core.settings import Service
 from pickspin.emulator.profile import LogNormal
-from pickspin.scoring import REFERENCE_TOKENS
-from pickspin.settings import Service
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,161 @@
+"""Paper Algorithm 2: choose the service S(x, y) for a classified prompt.
+
+`select` is pure: settings, a telemetry snapshot and the classification in, a decision
+with its score breakdown and the runners-up out. Strategies are named (`StrategyName`)
+and looked up in `STRATEGIES`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from pickspin.core.errors import InvalidRequest, ModelNotFound, NoCandidate
+from pickspin.core.events import Candidate, ScoreBreakdown, ServiceStats
+from pickspin.core.scoring import Ranges, ServiceView, score
+from pickspin.core.settings import (
+    COMPLEXITY_CLASSES,
+    TIERS,
+    Settings,
+    StrategyName,
+    TradeDown,
+)
+
+Ranked = list[tuple[ServiceView, ScoreBreakdown]]
+Strategy = Callable[[Ranked, random.Random | None], Ranked]
+
+# How many candidates after the chosen one a decision carries (the gateway's fallbacks).
+RUNNERS_UP = 4
+
+
+def _by_score(ranked: Ranked, rng: random.Random | None) -> Ranked:
+    return sorted(ranked, key=lambda vb: (-vb[1].score, vb[1].latency_seconds))
+
+
+def _by_latency(ranked: Ranked, rng: random.Random | None) -> Ranked:
+    return sorted(ranked, key=lambda vb: (vb[1].latency_seconds, -vb[1].score))
+
+
+def _random(ranked: Ranked, rng: random.Random | None) -> Ranked:
+    shuffled = list(ranked)
+    (rng or random.Random()).shuffle(shuffled)  # seeded from the OS only when it is used
+    return shuffled
+
+
+STRATEGIES: dict[StrategyName, Strategy] = {
+    StrategyName.MULTI_OBJECTIVE: _by_score,
+    StrategyName.LATENCY: _by_latency,
+    StrategyName.RANDOM: _random,
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    profile: str
+    strategy: StrategyName
+    chosen: Candidate
+    runners_up: tuple[Candidate, ...]
+
+
+# what a service never seen by telemetry is judged on (frozen: one value serves every call)
+NO_STATS = ServiceStats()
+
+
+def views_of(settings: Settings, stats: Mapping[str, ServiceStats]) -> list[ServiceView]:
+    """Every configured service with its statistics (empty stats when none were seen)."""
+    return [
+        ServiceView(svc, settings.model(svc.model), stats.get(svc.name, NO_STATS))
+        for svc in settings.services
+    ]
+
+
+def select(
+    settings: Settings,
+    stats: Mapping[str, ServiceStats],
+    probabilities: Mapping[str, float],
+    *,
+    profile: str | None = None,
+    model: str | None = None,
+    strategy: str | None = None,
+    exclude: Sequence[str] = (),
+    rng: random.Random | None = None,
+    complexity: str | None = None,
+    success: Mapping[str, float] | None = None,
+) -> Decision:
+    """Algorithm 2 over healthy services with free capacity, optionally one model only.
+
+    The profile's trade-down floor (`Routing.trade_down`) then keeps only candidates of a
+    tier ≥ class − `tiers` whose R̂ is within `relevance` of the best, while any is left;
+    `complexity` defaults to the most probable class."""
+    profile_name = profile or settings.default_profile
+    if profile_name not in settings.profiles:
+        raise InvalidRequest(
+            f"unknown profile {profile_name!r}; choose one of {sorted(settings.profiles)}",
+            param="profile",
+        )
+    try:
+        strategy_name = StrategyName(strategy or settings.routing.strategy)
+    except ValueError:
+        raise InvalidRequest(
+            f"unknown strategy {strategy!r}; choose one of {[s.value for s in StrategyName]}",
+            param="strategy",
+        ) from None
+    views = views_of(settings, stats)
+    if model is not None:
+        views = [v for v in views if v.model.name == model]
+        if not views:
+            raise ModelNotFound(f"the model {model!r} does not exist", param="model")
+    allowed = [v for v in views if v.service.name not in exclude]
+    # Algorithm 2 takes healthy services with free capacity; when every healthy one is
+    # full, the request queues at one of them rather than failing (the demand it adds is
+    # what scales the service out).
+    candidates = ([v for v in allowed if v.eligible]
+                  or [v for v in allowed if v.stats.healthy])
+    if not candidates:
+        raise NoCandidate(
+            "no healthy service can take this request"
+            + (f" for model {model!r}" if model else "")
+        )
+    weights = settings.profile(profile_name).weights
+    scored = score(candidates, probabilities, weights, Ranges.of(settings.services), success)
+    best = max(b.relevance for b in scored)
+    ranked = list(zip(candidates, scored, strict=True))
+    if model is None:
+        ranked = within_floor(ranked, settings.routing.trade_down_for(profile_name),
+                              complexity or _most_probable(probabilities), best)
+    ordered = STRATEGIES[strategy_name](ranked, rng)
+    # only the candidates the decision carries are built (the rest cost time, not routes)
+    picked = [_candidate(view, breakdown, best) for view, breakdown in ordered[: 1 + RUNNERS_UP]]
+    return Decision(profile_name, strategy_name, picked[0], tuple(picked[1:]))
+
+
+def within_floor(ranked: Ranked, rule: TradeDown, complexity: str, best: float) -> Ranked:
+    """The candidates the profile's floor allows; all of them when none is allowed (the
+    request is still served, and its breakdown's `relevance_gap` shows what was lost);
+    `best` is the best R̂ among all the candidates."""
+    lowest = max(0, COMPLEXITY_CLASSES.index(complexity) - rule.tiers) \
+        if complexity in COMPLEXITY_CLASSES else 0
+    kept = [(v, b) for v, b in ranked if TIERS.index(v.model.tier) >= lowest
+            and _gap(best, b) <= rule.relevance + 1e-9]
+    return kept or ranked
+
+
+def _most_probable(probabilities: Mapping[str, float]) -> str:
+    known = {k: v for k, v in probabilities.items() if k in COMPLEXITY_CLASSES}
+    return max(known, key=lambda k: known[k]) if known else "medium"
+
+
+def _gap(best: float, breakdown: ScoreBreakdown) -> float:
+    return round(best - breakdown.relevance, 6)
+
+
+def _candidate(view: ServiceView, breakdown: ScoreBreakdown, best: float) -> Candidate:
+    return Candidate(
+        service=view.service.name,
+        model=view.model.name,
+        backend=view.service.backend,
+        endpoint=view.service.endpoint,
+        breakdown=breakdown.model_copy(update={"relevance_gap": _gap(best, breakdown)}),
+        warm=view.warm,
+    )
