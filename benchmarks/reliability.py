@@ -45,7 +45,8 @@ import yaml
 
 from pickspin.core.telemetry import quantile as nearest_rank
 from pickspin.local.demo import quick_spin_values
-from pickspin.local.stack import Stack, down, services, up
+from pickspin.local.stack import Stack, down, up
+from pickspin.local.status import services
 from pickspin.local.supervisor import STABLE_SECONDS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -66,7 +66,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from pickspin.local.stack import services, status
+    from pickspin.local.status import services, status
 
     state_dir = _state_dir(args.state_dir)
     rows = status(state_dir)

@@ -17,7 +17,8 @@ from openai import OpenAI
 
 from pickspin.cli import main as cli
 from pickspin.local.demo import quick_spin_values
-from pickspin.local.stack import Stack, down, services, up
+from pickspin.local.stack import Stack, down, up
+from pickspin.local.status import services
 from tests.conftest import VALUES
 from tests.integration.conftest import log_of
 

@@ -18,7 +18,8 @@ from openai import OpenAI
 
 from pickspin.local.demo import quick_spin_values
 from pickspin.local.processes import pid_alive
-from pickspin.local.stack import Stack, down, services, status, up
+from pickspin.local.stack import Stack, down, up
+from pickspin.local.status import services, status
 from tests.conftest import VALUES
 
 pytestmark = pytest.mark.integration

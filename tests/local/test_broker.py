@@ -16,7 +16,8 @@ from cloudevents.core.v1.event import CloudEvent
 
 from pickspin.core.events import decode
 from pickspin.core.settings import Settings
-from pickspin.local.broker import Delivery, LocalBroker, Route, iso_seconds, render, retryable
+from pickspin.local.broker import LocalBroker, render
+from pickspin.local.delivery import Delivery, Route, iso_seconds, retryable
 from tests.conftest import VALUES
 
 SERVICES = {"pickspin-classifier": "http://classifier", "pickspin-selector": "http://selector",

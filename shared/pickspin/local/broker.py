@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +37,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
 
 import httpx
 import yaml
@@ -47,73 +45,20 @@ from cloudevents.core.v1.event import CloudEvent
 from pickspin.core.errors import InvalidEvent
 from pickspin.core.events import decode, encode
 from pickspin.core.settings import Settings
+from pickspin.local.delivery import (
+    ERROR_CODE,
+    ERROR_DATA,
+    ERROR_DATA_MAX,
+    ERROR_DEST,
+    Attempt,
+    Route,
+    delivery_of,
+    destination,
+    retryable,
+)
 
 KNATIVE_CHART = Path(__file__).resolve().parents[3] / "knative"
-ERROR_DEST, ERROR_CODE, ERROR_DATA = "knativeerrordest", "knativeerrorcode", "knativeerrordata"
-ERROR_DATA_MAX = 1024
-RETRIED = frozenset({404, 408, 409, 429})
-_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 log = logging.getLogger("pickspin.broker")
-
-
-def iso_seconds(text: str) -> float:
-    """An ISO-8601 duration (`PT0.5S`, `PT1M`, `P1DT2H`) in seconds."""
-    match = _DURATION.match(text.strip())
-    if not match or text.strip() in ("P", "PT"):
-        raise ValueError(f"not an ISO-8601 duration: {text!r}")
-    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-
-
-def retryable(status: int | None) -> bool:
-    """Whether Knative retries a delivery that ended so (None: no answer at all)."""
-    return status is None or status >= 500 or status in RETRIED
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A DeliverySpec: retries, back-off and where undeliverable events go."""
-
-    retry: int = 0
-    policy: str | None = None
-    delay: float = 0.0
-    dead_letter: str | None = None
-
-    def backoff(self, n: int) -> float:
-        """Seconds to wait before retry `n` (0-based)."""
-        if self.policy == "exponential":
-            return float(self.delay * 2**n)
-        if self.policy == "linear":
-            return self.delay * n
-        return 0.0
-
-
-@dataclass(frozen=True)
-class Route:
-    """One Trigger: its filter, its subscriber's URL and its delivery."""
-
-    name: str
-    attributes: Mapping[str, str]
-    subscriber: str
-    delivery: Delivery
-
-    def passes(self, event: CloudEvent) -> bool:
-        context = {k: str(v) for k, v in event.get_attributes().items() if v is not None}
-        return all(k in context and (v == "" or context[k] == v)
-                   for k, v in self.attributes.items())
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One POST the broker made: to a subscriber, or to a dead-letter sink."""
-
-    route: str
-    url: str
-    event_type: str
-    event_id: str
-    status: int | None
-    at: float
-    dead_letter: bool = False
 
 
 @dataclass
@@ -144,7 +89,7 @@ class LocalBroker:
                  and o["metadata"]["name"] == broker]
         if not found:
             raise ValueError(f"no Broker named {broker!r} among the rendered objects")
-        default = _delivery(found[0]["spec"].get("delivery") or {}, services)
+        default = delivery_of(found[0]["spec"].get("delivery") or {}, services)
         routes, unready = [], []
         for trigger in (o for o in objects if o.get("kind") == "Trigger"):
             spec, name = trigger["spec"], trigger["metadata"]["name"]
@@ -152,11 +97,11 @@ class LocalBroker:
                 continue
             if spec.get("filters"):
                 raise ValueError(f"Trigger {name}: spec.filters is not interpreted here")
-            url = _destination(spec["subscriber"], services)
+            url = destination(spec["subscriber"], services)
             if url is None:
                 unready.append(name)
                 continue
-            delivery = (_delivery(spec["delivery"], services) if spec.get("delivery")
+            delivery = (delivery_of(spec["delivery"], services) if spec.get("delivery")
                         else default)
             routes.append(Route(name, dict((spec.get("filter") or {}).get("attributes") or {}),
                                 url, delivery))
@@ -287,28 +232,6 @@ def _reply_of(answer: httpx.Response | None) -> CloudEvent | None:
         return decode(dict(answer.headers), answer.content)
     except InvalidEvent:
         return None
-
-
-def _destination(dest: Mapping[str, Any], services: Mapping[str, str]) -> str | None:
-    """A Destination (`ref` to a Service and/or `uri`) → URL; None if the ref is unknown."""
-    uri = dest.get("uri")
-    ref = dest.get("ref")
-    if ref is None:
-        return str(uri) if uri else None
-    base = services.get(ref["name"])
-    if base is None:
-        return None
-    return urljoin(base.rstrip("/") + "/", str(uri).lstrip("/")) if uri else base
-
-
-def _delivery(spec: Mapping[str, Any], services: Mapping[str, str]) -> Delivery:
-    sink = spec.get("deadLetterSink")
-    dead_letter = _destination(sink, services) if sink else None
-    if sink and dead_letter is None:
-        raise ValueError(f"dead-letter sink {sink} is not among the known services")
-    return Delivery(retry=int(spec.get("retry", 0)), policy=spec.get("backoffPolicy"),
-                    delay=iso_seconds(spec["backoffDelay"]) if spec.get("backoffDelay") else 0.0,
-                    dead_letter=dead_letter)
 
 
 def render(settings: Settings, values: Mapping[str, Any] | None = None,

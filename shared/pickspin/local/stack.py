@@ -1,4 +1,5 @@
-"""`pickspin up | down | status`: the four functions and the backends as local processes.
+"""`pickspin up | down`: the functions and the backends as local processes (`pickspin status`
+reads them: `pickspin.local.status`).
 
 Wiring, as Knative would do it in a cluster: the gateway's K_SINK is the telemetry function,
 telemetry's K_SINK is the selector, and a ticker stands in for the PingSource. `up` writes
@@ -21,7 +22,6 @@ from pathlib import Path
 import httpx
 import yaml
 
-from pickspin.core.errors import ConfigError
 from pickspin.core.policy import scaling_for
 from pickspin.core.settings import Settings
 from pickspin.local.plan import (
@@ -37,7 +37,6 @@ from pickspin.local.plan import (
 from pickspin.local.processes import (
     Proc,
     listen_socket,
-    pid_alive,
     python,
     reserve_port,
     spawn,
@@ -285,47 +284,3 @@ def _plan(state_dir: Path) -> list[Spec]:
     with contextlib.suppress(OSError, ValueError, TypeError):
         return read_plan(state_dir / PLAN_FILE)
     return []
-
-
-def status(state_dir: Path) -> list[dict[str, object]]:
-    """One row per process: alive, what its health endpoint says, its restarts and how it
-    last ended."""
-    stack = Stack.load(state_dir)
-    if stack is None:
-        return []
-    recorded = read_state(state_dir / SUPERVISOR_FILE)
-    rows = []
-    for proc in stack.procs:
-        state = "stopped"
-        if proc.pid and pid_alive(proc.pid):
-            state = "running"
-            if proc.url and proc.health:
-                state = "ready" if wait_http(proc.url + proc.health, 1.0) else "not ready"
-        elif recorded.get(proc.name, {}).get("state") == "restarting":
-            state = "restarting"
-        child = recorded.get(proc.name, {})
-        last = child.get("last_exit")
-        rows.append({"name": proc.name, "kind": proc.kind, "pid": proc.pid,
-                     "url": proc.url or "-", "state": state,
-                     "restarts": child.get("restarts", 0),
-                     "last_exit": last.get("description") if isinstance(last, dict) else None})
-    return rows
-
-
-def services(state_dir: Path) -> dict[str, dict[str, object]]:
-    """Per backend service, what the local scaler reports: replicas, ready, restarts and
-    how the last replica that died unasked ended (empty without a running scaler)."""
-    stack = Stack.load(state_dir)
-    scaler = next((p for p in stack.procs if p.kind == "scaler"), None) if stack else None
-    if scaler is None or scaler.url is None or not scaler.alive():
-        return {}
-    try:
-        data: dict[str, dict[str, object]] = httpx.get(f"{scaler.url}/replicas",
-                                                       timeout=2.0).json()
-    except (httpx.HTTPError, ValueError):
-        return {}
-    with contextlib.suppress(ConfigError, OSError):
-        emulated = {s.name: s.emulated for s in Settings.load(stack.config).services}  # type: ignore[union-attr]
-        for name, entry in data.items():
-            entry["emulated"] = emulated.get(name, True)
-    return data

@@ -1,4 +1,5 @@
-"""The gateway's `pickspin_*` Prometheus metrics (names fixed by DESIGN.md)."""
+"""The gateway's `pickspin_*` Prometheus metrics: the names the keda chart's recording rules,
+the ScaledObjects' queries and `pickspin.adapters.promstats` read."""
 
 from __future__ import annotations
 
