@@ -3,21 +3,9 @@
 In the manner of vLLM production-stack's `EngineStats.from_vllm_scrape(text)`, for the
 engines pickspin serves. A figure the kind does not expose is None, never a made-up zero.
 
-Names read per kind (vLLM; TGI; trtllm-serve). llama-server (`--metrics`) gives running
-`llamacpp:requests_processing`, waiting `llamacpp:requests_deferred` and kv_cache_usage
-`llamacpp:kv_cache_usage_ratio`, and no latency or success series.
-
-- running: `vllm:num_requests_running`; `tgi_batch_current_size`;
-  `trtllm_num_requests_running`
-- waiting: `vllm:num_requests_waiting`; `tgi_queue_size`; `trtllm_num_requests_waiting`
-- kv_cache_usage: `vllm:kv_cache_usage_perc` (before v0.10 `vllm:gpu_cache_usage_perc`);
-  none; `trtllm_kv_cache_utilization`
-- ttft (histogram): `vllm:time_to_first_token_seconds`; none;
-  `trtllm_time_to_first_token_seconds`
-- e2e (histogram): `vllm:e2e_request_latency_seconds`; `tgi_request_duration`;
-  `trtllm_e2e_request_latency_seconds`
-- success (counter): `vllm:request_success_total`; `tgi_request_success` (no `_total`);
-  `trtllm_request_success_total`
+The names read per kind are `pickspin.core.engines.ENGINES` (the emulator writes the same
+table): running, waiting and KV-cache gauges, TTFT and end-to-end histograms (mean = sum /
+count), the success counter (with or without `_total`).
 
 Series of one name are summed over their labels (engines, finish reasons), so one scrape
 of one server gives one row.
@@ -33,58 +21,17 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from pickspin.core.engines import ENGINES, EngineNames
 from pickspin.core.settings import BackendKind
 
 
-@dataclass(frozen=True)
-class _Names:
-    running: tuple[str, ...] = ()
-    waiting: tuple[str, ...] = ()
-    kv_cache_usage: tuple[str, ...] = ()
-    ttft: str | None = None  # histogram base name
-    e2e: str | None = None
-    success: str | None = None  # counter base name, with or without `_total`
-
-
-    def samples(self) -> frozenset[str]:
-        """Every sample name these fields are read from."""
-        histograms = [f"{base}{suffix}" for base in (self.ttft, self.e2e) if base
-                      for suffix in ("_sum", "_count")]
-        success = [self.success, f"{self.success}_total"] if self.success else []
-        return frozenset((*self.running, *self.waiting, *self.kv_cache_usage, *histograms,
-                          *success))
-
-
-NAMES: dict[BackendKind, _Names] = {
-    BackendKind.VLLM: _Names(
-        running=("vllm:num_requests_running",),
-        waiting=("vllm:num_requests_waiting",),
-        kv_cache_usage=("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
-        ttft="vllm:time_to_first_token_seconds",
-        e2e="vllm:e2e_request_latency_seconds",
-        success="vllm:request_success",
-    ),
-    BackendKind.TGI: _Names(
-        running=("tgi_batch_current_size",),
-        waiting=("tgi_queue_size",),
-        e2e="tgi_request_duration",
-        success="tgi_request_success",
-    ),
-    BackendKind.TRTLLM: _Names(
-        running=("trtllm_num_requests_running",),
-        waiting=("trtllm_num_requests_waiting",),
-        kv_cache_usage=("trtllm_kv_cache_utilization",),
-        ttft="trtllm_time_to_first_token_seconds",
-        e2e="trtllm_e2e_request_latency_seconds",
-        success="trtllm_request_success",
-    ),
-    # llama-server --metrics: busy and deferred requests, KV-cache use; no latency histograms
-    BackendKind.LLAMACPP: _Names(
-        running=("llamacpp:requests_processing",),
-        waiting=("llamacpp:requests_deferred",),
-        kv_cache_usage=("llamacpp:kv_cache_usage_ratio",),
-    ),
-}
+def samples(names: EngineNames) -> frozenset[str]:
+    """Every sample name the parser reads of an engine."""
+    histograms = [f"{base}{suffix}" for base in (names.ttft, names.e2e) if base
+                  for suffix in ("_sum", "_count")]
+    success = [names.success, f"{names.success}_total"] if names.success else []
+    return frozenset((*names.running, *names.waiting, *names.kv_cache_usage, *histograms,
+                      *success))
 
 
 @dataclass(frozen=True)
@@ -115,14 +62,14 @@ class EngineStats:
 
         Raises ValueError if `kind` is unknown or the text is not Prometheus text format.
         """
-        names = NAMES[BackendKind(kind)]
-        samples = _sample_sums(text, names.samples())
+        names = ENGINES[BackendKind(kind)]
+        found = _sample_sums(text, samples(names))
 
         def first(candidates: tuple[str, ...]) -> float | None:
-            return next((samples[n] for n in candidates if n in samples), None)
+            return next((found[n] for n in candidates if n in found), None)
 
         def part(base: str | None, suffix: str) -> float | None:
-            return samples.get(f"{base}{suffix}") if base else None
+            return found.get(f"{base}{suffix}") if base else None
 
         success = None
         if names.success:

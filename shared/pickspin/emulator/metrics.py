@@ -1,25 +1,7 @@
-"""Prometheus metrics of an emulated backend, under the real server's names for its kind.
-
-Names and labels as the real servers expose them (checked against their sources):
-
-- vLLM (v1 engine, `vllm/v1/metrics/loggers.py`), at `/metrics`, labels `model_name` and
-  `engine`: `vllm:num_requests_running`, `vllm:num_requests_waiting`,
-  `vllm:kv_cache_usage_perc`, histograms `vllm:time_to_first_token_seconds` and
-  `vllm:e2e_request_latency_seconds`, counter `vllm:request_success_total` (plus
-  `finished_reason`), `vllm:prompt_tokens_total`, `vllm:generation_tokens_total`.
-- TGI (router, Rust `metrics` crate), at `/metrics`, no labels: gauges `tgi_queue_size`,
-  `tgi_batch_current_size`; counters `tgi_request_count`, `tgi_request_success` (the Rust
-  exporter writes counters without a `_total` suffix); histograms `tgi_request_duration`,
-  `tgi_request_queue_duration`. TGI has no TTFT histogram.
-- trtllm-serve (`tensorrt_llm/metrics/collector.py`), at `/prometheus/metrics`, labels
-  `model_name` and `engine_type`: histograms `trtllm_time_to_first_token_seconds`,
-  `trtllm_e2e_request_latency_seconds`, counter `trtllm_request_success_total`, gauges
-  `trtllm_kv_cache_utilization`, `trtllm_num_requests_running`,
-  `trtllm_num_requests_waiting` (the last three only in releases after 1.1).
-
-- llama-server (`--metrics`), at `/metrics`, no labels: `llamacpp:requests_processing`,
-  `llamacpp:requests_deferred`, `llamacpp:kv_cache_usage_ratio`, counters
-  `llamacpp:prompt_tokens_total`, `llamacpp:tokens_predicted_total`; no latency histograms.
+"""Prometheus metrics of an emulated backend, under the real server's names for its kind:
+the names, paths and which series each engine has are `pickspin.core.engines.ENGINES`
+(what `pickspin.adapters.engine_stats` reads), the labels and help texts as the real
+servers write them.
 
 KV-cache use is emulated as the fraction of concurrency slots in use. Each app owns its
 `CollectorRegistry`; nothing is registered globally.
@@ -32,6 +14,7 @@ from abc import ABC, abstractmethod
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from pickspin.core.engines import ENGINES
 from pickspin.core.settings import BackendKind
 
 # Buckets as the real servers use them.
@@ -78,24 +61,25 @@ class VllmMetrics(EngineMetrics):
         labels = ("model_name", "engine")
         values = (model_name, "0")
         reg = self.registry
-        self.running = Gauge("vllm:num_requests_running",
+        n = ENGINES[self.kind]
+        self.running = Gauge(n.running[0],
                              "Number of requests in model execution batches.", labels,
                              registry=reg).labels(*values)
-        self.waiting = Gauge("vllm:num_requests_waiting", "Number of requests waiting to be "
+        self.waiting = Gauge(n.waiting[0], "Number of requests waiting to be "
                              "processed.", labels, registry=reg).labels(*values)
-        self.kv_cache = Gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent "
+        self.kv_cache = Gauge(n.kv_cache_usage[0], "KV-cache usage. 1 means 100 percent "
                               "usage.", labels, registry=reg).labels(*values)
-        self.ttft = Histogram("vllm:time_to_first_token_seconds", "Histogram of time to first "
+        self.ttft = Histogram(str(n.ttft), "Histogram of time to first "
                               "token in seconds.", labels, buckets=TTFT_BUCKETS,
                               registry=reg).labels(*values)
-        self.e2e = Histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request "
+        self.e2e = Histogram(str(n.e2e), "Histogram of e2e request "
                              "latency in seconds.", labels, buckets=LATENCY_BUCKETS,
                              registry=reg).labels(*values)
-        self.success = Counter("vllm:request_success", "Count of successfully processed "
+        self.success = Counter(str(n.success), "Count of successfully processed "
                                "requests.", (*labels, "finished_reason"), registry=reg)
-        self.prompt_tokens = Counter("vllm:prompt_tokens", "Number of prefill tokens processed.",
+        self.prompt_tokens = Counter(str(n.prompt_tokens), "Number of prefill tokens processed.",
                                      labels, registry=reg).labels(*values)
-        self.generation_tokens = Counter("vllm:generation_tokens", "Number of generation "
+        self.generation_tokens = Counter(str(n.generation_tokens), "Number of generation "
                                          "tokens processed.", labels,
                                          registry=reg).labels(*values)
         for reason in ("stop", "length", "abort"):
@@ -118,20 +102,22 @@ class VllmMetrics(EngineMetrics):
 class TgiMetrics(EngineMetrics):
     kind = BackendKind.TGI
     # The Rust exporter names counters as given, without `_total`.
-    BARE_COUNTERS = ("tgi_request_count", "tgi_request_success")
+    BARE_COUNTERS = (str(ENGINES[BackendKind.TGI].requests),
+                     str(ENGINES[BackendKind.TGI].success))
 
     def __init__(self, model_name: str, registry: CollectorRegistry | None = None) -> None:
         super().__init__(model_name, registry)
         reg = self.registry
-        self.queue = Gauge("tgi_queue_size", "Current queue size", registry=reg)
-        self.batch = Gauge("tgi_batch_current_size", "Current batch size", registry=reg)
-        self.count = Counter("tgi_request_count", "Total number of requests", registry=reg)
-        self.success = Counter("tgi_request_success", "Number of successful requests",
+        n = ENGINES[self.kind]
+        self.queue = Gauge(n.waiting[0], "Current queue size", registry=reg)
+        self.batch = Gauge(n.running[0], "Current batch size", registry=reg)
+        self.count = Counter(str(n.requests), "Total number of requests", registry=reg)
+        self.success = Counter(str(n.success), "Number of successful requests",
                                registry=reg)
-        self.duration = Histogram("tgi_request_duration", "Total time spent processing the "
+        self.duration = Histogram(str(n.e2e), "Total time spent processing the "
                                   "request (e2e latency)", buckets=TGI_DURATION_BUCKETS,
                                   registry=reg)
-        self.queue_duration = Histogram("tgi_request_queue_duration", "Time spent in the queue "
+        self.queue_duration = Histogram(str(n.queue_time), "Time spent in the queue "
                                         "per request", buckets=TGI_DURATION_BUCKETS,
                                         registry=reg)
 
@@ -162,29 +148,30 @@ class TgiMetrics(EngineMetrics):
 
 class TrtllmMetrics(EngineMetrics):
     kind = BackendKind.TRTLLM
-    path = "/prometheus/metrics"
+    path = ENGINES[BackendKind.TRTLLM].path
 
     def __init__(self, model_name: str, registry: CollectorRegistry | None = None) -> None:
         super().__init__(model_name, registry)
         labels = ("model_name", "engine_type")
         values = (model_name, "trtllm")
         reg = self.registry
-        self.success = Counter("trtllm_request_success", "Count of successfully processed "
+        n = ENGINES[self.kind]
+        self.success = Counter(str(n.success), "Count of successfully processed "
                                "requests.", (*labels, "finished_reason"), registry=reg)
-        self.e2e = Histogram("trtllm_e2e_request_latency_seconds", "Histogram of end to end "
+        self.e2e = Histogram(str(n.e2e), "Histogram of end to end "
                              "request latency in seconds.", labels, buckets=LATENCY_BUCKETS,
                              registry=reg).labels(*values)
-        self.ttft = Histogram("trtllm_time_to_first_token_seconds", "Histogram of time to "
+        self.ttft = Histogram(str(n.ttft), "Histogram of time to "
                               "first token in seconds.", labels, buckets=TTFT_BUCKETS,
                               registry=reg).labels(*values)
-        self.queue_time = Histogram("trtllm_request_queue_time_seconds", "Histogram of time "
+        self.queue_time = Histogram(str(n.queue_time), "Histogram of time "
                                     "spent in WAITING phase for request.", labels,
                                     buckets=LATENCY_BUCKETS, registry=reg).labels(*values)
-        self.kv_cache = Gauge("trtllm_kv_cache_utilization", "KV cache utilization", labels,
+        self.kv_cache = Gauge(n.kv_cache_usage[0], "KV cache utilization", labels,
                               registry=reg).labels(*values)
-        self.running = Gauge("trtllm_num_requests_running", "Number of active requests",
+        self.running = Gauge(n.running[0], "Number of active requests",
                              labels, registry=reg).labels(*values)
-        self.waiting = Gauge("trtllm_num_requests_waiting", "Number of queued requests",
+        self.waiting = Gauge(n.waiting[0], "Number of queued requests",
                              labels, registry=reg).labels(*values)
 
     def set_load(self, running: int, waiting: int, capacity: int) -> None:
@@ -209,15 +196,16 @@ class LlamaCppMetrics(EngineMetrics):
     def __init__(self, model_name: str, registry: CollectorRegistry | None = None) -> None:
         super().__init__(model_name, registry)
         reg = self.registry
-        self.prompt_tokens = Counter("llamacpp:prompt_tokens", "Number of prompt tokens "
+        n = ENGINES[self.kind]
+        self.prompt_tokens = Counter(str(n.prompt_tokens), "Number of prompt tokens "
                                      "processed.", registry=reg)
-        self.predicted = Counter("llamacpp:tokens_predicted", "Number of generation tokens "
+        self.predicted = Counter(str(n.generation_tokens), "Number of generation tokens "
                                  "processed.", registry=reg)
-        self.processing = Gauge("llamacpp:requests_processing", "Number of requests "
+        self.processing = Gauge(n.running[0], "Number of requests "
                                 "processing.", registry=reg)
-        self.deferred = Gauge("llamacpp:requests_deferred", "Number of requests deferred.",
+        self.deferred = Gauge(n.waiting[0], "Number of requests deferred.",
                               registry=reg)
-        self.kv_cache = Gauge("llamacpp:kv_cache_usage_ratio", "KV-cache usage. 1 means 100 "
+        self.kv_cache = Gauge(n.kv_cache_usage[0], "KV-cache usage. 1 means 100 "
                               "percent usage.", registry=reg)
 
     def set_load(self, running: int, waiting: int, capacity: int) -> None:
