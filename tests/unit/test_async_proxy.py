@@ -99,19 +99,28 @@ async def test_a_connection_dropped_before_any_answer_is_retried_once_on_the_sam
     assert a.requests[0]["model"] == "model-a"  # each candidate is asked for its own model
 
 
-async def test_refused_and_5xx_move_on_to_the_next_candidate_and_inflight_comes_back_down(
-        backend):
+async def test_refused_and_5xx_move_on_to_the_next_candidate_without_retrying(backend):
     b = await backend([503])
     c = await backend([200])
-    seen: list[tuple[str, int]] = []
     proxy = AsyncBackendProxy()
     up = await proxy.forward(
         "chat", {}, [candidate("a", nowhere()), candidate("b", b.url), candidate("c", c.url)],
-        0.0, lambda svc, d: seen.append((svc, d)))
+        0.0)
     await proxy.aclose()
     assert up.candidate.service == "c" and up.fallback == ["a=refused", "b=http-503"]
-    assert len(b.requests) == 1  # a 5xx is not retried on the same backend
-    assert seen == [("a", 1), ("a", -1), ("b", 1), ("b", -1), ("c", 1)]
+    assert len(b.requests) == 1 and len(c.requests) == 1  # a 5xx is not retried
+
+
+async def test_inflight_is_counted_up_and_back_down_for_failed_attempts(backend):
+    a = await backend([500])
+    b = await backend([200])
+    seen: list[tuple[str, int]] = []
+    proxy = AsyncBackendProxy()
+    await proxy.forward("chat", {}, [candidate("x", nowhere()), candidate("a", a.url),
+                                     candidate("b", b.url)],
+                        0.0, lambda svc, d: seen.append((svc, d)))
+    await proxy.aclose()
+    assert seen == [("x", 1), ("x", -1), ("a", 1), ("a", -1), ("b", 1)]
 
 
 async def test_a_stream_is_relayed_to_its_end_with_its_events_counted(backend):
