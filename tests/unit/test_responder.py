@@ -17,7 +17,7 @@ from cloudevents.core.v1.event import CloudEvent
 from pickspin.adapters.cehttp import EventClient
 from pickspin.apps.gateway.coldstart import ColdStarts
 from pickspin.apps.gateway.metrics import GatewayMetrics
-from pickspin.apps.gateway.proxy import AsyncBackendProxy
+from pickspin.apps.gateway.proxy import BackendProxy
 from pickspin.apps.responder import Responder, SinkFailed, SinkRefused, Undelivered, chat_body
 from pickspin.core.errors import BackendFailed, InvalidEvent, Unauthorized
 from pickspin.core.eventauth import Signer
@@ -183,7 +183,7 @@ async def responder(backends: Callable[[Handler], str]) -> AsyncIterator[
         metrics = GatewayMetrics(SETTINGS)
         cold = ColdStarts(SETTINGS, metrics.pending, poll_seconds=0.01, http=httpx.Client(
             transport=httpx.MockTransport(health or (lambda r: httpx.Response(200)))))
-        made.append(Responder(SETTINGS, proxy=AsyncBackendProxy(), sinks=sinks,
+        made.append(Responder(SETTINGS, proxy=BackendProxy(), sinks=sinks,
                               metrics=metrics, cold=cold))
         return made[-1], backends(backend)
 

@@ -22,8 +22,8 @@ Spin is the gateway's: the profile's plan for a cold choice (`pickspin.core.cold
 prompt for the cold backend, or answer from a warm substitute of the same or a higher tier
 and wake it), executed with the gateway's `ColdStarts` (on a thread: a hold waits), whose
 `pickspin_pending_requests` gauge is what the ScaledObjects activate on; the backends are
-called on the event loop through the gateway's `AsyncBackendProxy` (same fallback and
-stale-connection rules), and the answer is counted in the gateway's `pickspin_*` metrics
+called through the gateway's `BackendProxy`, on the event loop (same fallback and
+stale-connection rules); the answer is counted in the gateway's `pickspin_*` metrics
 (`GatewayMetrics`), which the responder serves on its own metrics port for Prometheus, so
 broker-path demand scales the backends as HTTP demand does.
 """
@@ -45,7 +45,7 @@ from cloudevents.core.v1.event import CloudEvent
 from pickspin.adapters.cehttp import EventClient
 from pickspin.apps.gateway.coldstart import ColdStarts
 from pickspin.apps.gateway.metrics import GatewayMetrics
-from pickspin.apps.gateway.proxy import AsyncBackendProxy, Upstream
+from pickspin.apps.gateway.proxy import BackendProxy, Upstream
 from pickspin.core.coldplan import cold_plan
 from pickspin.core.errors import InvalidEvent, PickspinError
 from pickspin.core.events import (
@@ -170,7 +170,7 @@ class Responder:
     """Answers broker-path `route.selected` events on the event loop; the cold plan's waits
     and the delivery to the sink (blocking HTTP) run on threads."""
 
-    def __init__(self, settings: Settings, *, proxy: AsyncBackendProxy | None = None,
+    def __init__(self, settings: Settings, *, proxy: BackendProxy | None = None,
                  sinks: EventClient | None = None, token: str | None = None,
                  answer_seconds: float = DEFAULT_ANSWER_SECONDS,
                  metrics: GatewayMetrics | None = None, cold: ColdStarts | None = None,
@@ -180,7 +180,7 @@ class Responder:
         self.settings = settings
         self.metrics = metrics or GatewayMetrics(settings)
         self.cold = cold or ColdStarts(settings, self.metrics.pending)
-        self.proxy = proxy or AsyncBackendProxy(first_token_timeout=answer_seconds)
+        self.proxy = proxy or BackendProxy(first_token_timeout=answer_seconds)
         self.sinks = sinks or EventClient(timeout=10.0, token=token)
         self.clock = clock
         self.wall = wall
