@@ -46,6 +46,8 @@ def metrics_port(cfg: Mapping[str, str]) -> int | None:
 class ResponderFunction(EventFunction):
     responder: Responder | None = None
     metrics_server: tuple[WSGIServer, threading.Thread] | None = None
+    #: the release of the backend connections, started on the loop by `stop`
+    _closing: asyncio.Task[None] | None = None
 
     def create_handlers(self, settings: Settings,
                         cfg: Mapping[str, str]) -> Mapping[EventType, EventHandler]:
@@ -61,16 +63,20 @@ class ResponderFunction(EventFunction):
 
     async def answer(self, event: CloudEvent) -> CloudEvent:
         assert self.responder is not None
-        # blocking HTTP to the backend and the sink: off the event loop (health checks go on)
-        return await asyncio.to_thread(self.responder.answer, event)
+        return await self.responder.answer(event)
 
     def stop(self) -> None:
         super().stop()
         if self.metrics_server is not None:
             self.metrics_server[0].shutdown()
             self.metrics_server[0].server_close()
-        if self.responder is not None:
-            self.responder.close()
+        if self.responder is None:
+            return
+        self.responder.close()
+        try:  # func-python stops the function on its event loop: release the pool there
+            self._closing = asyncio.get_running_loop().create_task(self.responder.aclose())
+        except RuntimeError:  # stopped outside any loop (a test): nothing is left pending
+            asyncio.run(self.responder.aclose())
 
 
 def new() -> ResponderFunction:

@@ -20,15 +20,17 @@ sends other failures straight to the dead-letter sink):
 
 Spin is the gateway's: the profile's plan for a cold choice (`pickspin.core.coldplan`: hold the
 prompt for the cold backend, or answer from a warm substitute of the same or a higher tier
-and wake it), executed with the gateway's `ColdStarts`, whose `pickspin_pending_requests`
-gauge is what the ScaledObjects activate on; the backends are called through the gateway's
-`BackendProxy` (same fallback and stale-connection rules), and the answer is counted in the
-gateway's `pickspin_*` metrics (`GatewayMetrics`), which the responder serves on its own
-metrics port for Prometheus, so broker-path demand scales the backends as HTTP demand does.
+and wake it), executed with the gateway's `ColdStarts` (on a thread: a hold waits), whose
+`pickspin_pending_requests` gauge is what the ScaledObjects activate on; the backends are
+called through the gateway's `BackendProxy`, on the event loop (same fallback and
+stale-connection rules); the answer is counted in the gateway's `pickspin_*` metrics
+(`GatewayMetrics`), which the responder serves on its own metrics port for Prometheus, so
+broker-path demand scales the backends as HTTP demand does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -165,7 +167,8 @@ def read_answer(upstream: Upstream) -> tuple[str | None, str | None, Usage, Answ
 
 
 class Responder:
-    """Answers broker-path `route.selected` events (blocking: run it off the event loop)."""
+    """Answers broker-path `route.selected` events on the event loop; the cold plan's waits
+    and the delivery to the sink (blocking HTTP) run on threads."""
 
     def __init__(self, settings: Settings, *, proxy: BackendProxy | None = None,
                  sinks: EventClient | None = None, token: str | None = None,
@@ -183,12 +186,12 @@ class Responder:
         self.wall = wall
         self.undelivered = undelivered or Undelivered()
 
-    def answer(self, event: CloudEvent) -> CloudEvent:
+    async def answer(self, event: CloudEvent) -> CloudEvent:
         """Ask the backend, deliver `prompt.answered` to the sink; reply `inference.completed`."""
         selected = data_of(event, RouteSelected)
         sink = sink_of(event)  # 400 before any work when the return address is unusable
         if (kept := self.undelivered.take(event)) is not None:  # a redelivery: answered
-            self.deliver(sink, kept[0])
+            await asyncio.to_thread(self.deliver, sink, kept[0])
             self.undelivered.delivered(event)
             return kept[1]
         if selected.ask is None:
@@ -196,9 +199,9 @@ class Responder:
                                "only prompts that entered through the Broker with a "
                                "pickspinreplyto sink")
         started = self.clock()
-        candidates = self.spin(selected)
-        upstream = self.proxy.forward("chat", chat_body(selected.ask), candidates, started,
-                                      self._inflight)  # BackendFailed (502): none answered
+        candidates = await asyncio.to_thread(self.spin, selected)  # a hold waits
+        upstream = await self.proxy.forward("chat", chat_body(selected.ask), candidates,
+                                            started, self._inflight)  # BackendFailed: 502
         latency = self.clock() - started
         text, finish, usage, error = read_answer(upstream)
         chosen = upstream.candidate
@@ -219,7 +222,7 @@ class Responder:
             finished_at=answered.finished_at)
         reply = make_event(EventType.INFERENCE_COMPLETED, done, SOURCE)
         try:
-            self.deliver(sink, answer)
+            await asyncio.to_thread(self.deliver, sink, answer)
         except SinkFailed:
             self.undelivered.keep(event, answer, reply)  # for the Broker's redelivery
             raise
@@ -264,7 +267,11 @@ class Responder:
             raise SinkFailed(f"the reply sink answered {status}", detail=sink)
         raise SinkRefused(f"the reply sink refused the answer with {status}", detail=sink)
 
+    async def aclose(self) -> None:
+        """Release the backend connections (the proxy's session belongs to the event loop)."""
+        await self.proxy.aclose()
+
     def close(self) -> None:
+        """Release the blocking collaborators (`aclose` releases the event-loop one)."""
         self.cold.close()
-        self.proxy.close()
         self.sinks.close()

@@ -19,7 +19,7 @@ from pickspin.adapters.asynchttp import AsyncEmitter
 from pickspin.apps.gateway import accesslog
 from pickspin.apps.gateway.metrics import GatewayMetrics
 from pickspin.apps.gateway.pick import SOURCE, Pick
-from pickspin.apps.gateway.proxy import CONNECTION_LOST, AsyncUpstream
+from pickspin.apps.gateway.proxy import CONNECTION_LOST, Upstream
 from pickspin.core.errors import error_envelope
 from pickspin.core.events import EventType, InferenceCompleted, make_event
 
@@ -58,7 +58,7 @@ class Answers:
         self.leave = leave  # the request is no longer in flight (drain waits for it)
         self.clock = clock
 
-    def response(self, upstream: AsyncUpstream, answer: Answer,
+    def response(self, upstream: Upstream, answer: Answer,
                  headers: dict[str, str]) -> Response:
         """The answer to send: a relay of the backend's stream, or its whole body (finished
         here)."""
@@ -68,7 +68,7 @@ class Answers:
         self.finish(upstream, answer, usage_tokens(upstream.body))
         return Response(upstream.body, status_code=upstream.status, headers=headers)
 
-    async def relay(self, upstream: AsyncUpstream,
+    async def relay(self, upstream: Upstream,
                     answer: Answer) -> AsyncGenerator[bytes, None]:
         """Relay the backend's stream. One that breaks off after its first token cannot fail
         over (the client has part of an answer): it ends with an OpenAI-style error event
@@ -95,7 +95,7 @@ class Answers:
             await chunks.aclose()  # releases the backend connection (idempotent)
             self.finish(upstream, answer, upstream.chunks)
 
-    def finish(self, upstream: AsyncUpstream, answer: Answer, tokens: int) -> None:
+    def finish(self, upstream: Upstream, answer: Answer, tokens: int) -> None:
         c = upstream.candidate
         request_id, cold = answer.request_id, answer.waited
         latency = self.clock() - upstream.started
@@ -131,7 +131,7 @@ class Relay(Response):
     however it comes (done, broken off, the client gone), is counted, logged and emitted
     once, and the backend connection released."""
 
-    def __init__(self, answers: Answers, upstream: AsyncUpstream, answer: Answer,
+    def __init__(self, answers: Answers, upstream: Upstream, answer: Answer,
                  headers: Mapping[str, str]) -> None:
         self.status_code = upstream.status
         self.background = None

@@ -28,7 +28,7 @@ from pickspin.apps.gateway.coldstart import ColdStarts
 from pickspin.apps.gateway.metrics import GatewayMetrics
 from pickspin.apps.gateway.openai_request import AUTO_MODEL, ParsedRequest, parse, read_body
 from pickspin.apps.gateway.pick import PROFILE_PREFIX, Picker
-from pickspin.apps.gateway.proxy import UNREACHED, AsyncBackendProxy
+from pickspin.apps.gateway.proxy import UNREACHED, BackendProxy
 from pickspin.core.coldplan import cold_plan
 from pickspin.core.errors import BackendFailed
 from pickspin.core.events import Candidate, RouteSelected
@@ -63,7 +63,7 @@ class Gateway:
         wiring: Wiring,
         *,
         events: AsyncEventClient | None = None,
-        proxy: AsyncBackendProxy | None = None,
+        proxy: BackendProxy | None = None,
         metrics: GatewayMetrics | None = None,
         emitter: AsyncEmitter | None = None,
         cold: ColdStarts | None = None,
@@ -78,7 +78,7 @@ class Gateway:
                                      if wiring.replicas_url else None)
         self.crash_wait = crash_wait
         self.events = events or AsyncEventClient(token=wiring.token)
-        self.proxy = proxy or AsyncBackendProxy(explain=self.explain_lost)
+        self.proxy = proxy or BackendProxy(explain=self.explain_lost)
         self.metrics = metrics or GatewayMetrics(settings)
         self.emitter = emitter or AsyncEmitter(wiring.sink, token=wiring.token)
         self.cold = cold or ColdStarts(settings, self.metrics.pending)
