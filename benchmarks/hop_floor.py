@@ -1,0 +1,178 @@
+"""The floor under the gateway's overhead: what the hops cost with no pickspin code in them.
+
+The gateway's path adds, to a request sent straight to a backend: the gateway function's
+own server (an `invoke: http` func-python function), two CloudEvent request/replies (the
+classifier's and the selector's `invoke: cloudevent` functions) and one more client hop
+(the gateway's call to the backend). This script serves do-nothing functions exactly as
+`pickspin up` serves the real ones (`python -m pickspin.local.serve`: func-python's own
+middleware under hypercorn) and a bare asyncio HTTP server, and times each round trip from
+one aiohttp client (the gateway's client), one request at a time, the targets interleaved
+so that they share the machine's noise:
+
+- `echo-cloudevent`: func-python's cloudevent middleware decodes the event, the function
+  sends it back in binary mode (no signing, no validation, no work);
+- `echo-http`: func-python's http middleware, the function reads the body and answers 200;
+- `bare`: an asyncio protocol that answers every request with a fixed 200 (the client, the
+  kernel and an event loop: what any extra hop costs at least).
+
+Each round trip includes the client's and the kernel's share. Beyond the direct request,
+the gateway's path makes the trips client → gateway, gateway → classifier and gateway →
+selector, and replaces client → backend by gateway → backend (one bare hop either way), so
+
+    floor = echo-http + 2 × echo-cloudevent
+
+is the least the gateway's overhead can be with func-python's servers, before any of
+pickspin's own work. CPU per round trip is each server process's utime+stime over the run.
+
+    python benchmarks/hop_floor.py --requests 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import aiohttp
+
+from pickspin.local.processes import Proc, free_port, spawn, stop, wait_http
+
+TICK = os.sysconf("SC_CLK_TCK")
+ECHO_CLOUDEVENT = """
+class Echo:
+    async def handle(self, scope, receive, send):
+        await send.binary(scope["event"])
+
+def new():
+    return Echo()
+"""
+ECHO_HTTP = """
+class Ok:
+    async def handle(self, scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+def new():
+    return Ok()
+"""
+BARE = """
+import asyncio, sys
+ANSWER = b"HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\ncontent-type: application/json\\r\\n\\r\\n{}"
+class P(asyncio.Protocol):
+    def connection_made(self, t): self.t, self.buf = t, b""
+    def data_received(self, d):
+        self.buf += d
+        while b"\\r\\n\\r\\n" in self.buf:
+            head, _, rest = self.buf.partition(b"\\r\\n\\r\\n")
+            n = next((int(l.split(b":")[1]) for l in head.split(b"\\r\\n")
+                      if l.lower().startswith(b"content-length")), 0)
+            if len(rest) < n: return
+            self.buf = rest[n:]
+            self.t.write(ANSWER)
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(P, "127.0.0.1", int(sys.argv[1]))
+    await server.serve_forever()
+asyncio.run(main())
+"""
+EVENT_HEADERS = {"ce-specversion": "1.0", "ce-type": "io.pickspin.prompt.received",
+                 "ce-source": "/bench", "ce-id": "1", "content-type": "application/json"}
+BODY = b'{"request_id": "r", "prompt": "Explain why the sky is blue"}'
+
+
+def function_folder(root: Path, name: str, invoke: str, code: str) -> Path:
+    folder = root / name
+    (folder / "function").mkdir(parents=True)
+    (folder / "func.yaml").write_text(f"specVersion: 0.36.0\nname: {name}\nruntime: python\n"
+                                      f"invoke: {invoke}\n")
+    (folder / "function" / "__init__.py").write_text(textwrap.dedent(code))
+    return folder
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+async def run(targets: dict[str, str], requests: int, warmup: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in targets}
+    connector = aiohttp.TCPConnector(limit=8)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        for i in range(warmup + requests):
+            for name, url in targets.items():
+                headers = EVENT_HEADERS if name == "echo-cloudevent" else {
+                    "content-type": "application/json"}
+                start = time.perf_counter()
+                async with http.post(url, data=BODY, headers=headers) as answer:
+                    await answer.read()
+                    assert answer.status == 200, (name, answer.status)
+                if i >= warmup:
+                    times[name].append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    args = parser.parse_args(argv)
+    procs: dict[str, Proc] = {}
+    with tempfile.TemporaryDirectory(prefix="pickspin-hop-floor-") as tmp:
+        root = Path(tmp)
+        logs = root / "logs"
+        logs.mkdir()
+        folders = {"echo-cloudevent": function_folder(root, "echo-ce", "cloudevent",
+                                                      ECHO_CLOUDEVENT),
+                   "echo-http": function_folder(root, "echo-http", "http", ECHO_HTTP)}
+        try:
+            for name, folder in folders.items():
+                port = free_port()
+                procs[name] = spawn(name, "function", [sys.executable, "-m",
+                                                       "pickspin.local.serve", str(folder)],
+                                    env={"LISTEN_ADDRESS": f"127.0.0.1:{port}"}, cwd=None,
+                                    log_dir=logs, port=port, health="/health/readiness")
+            port = free_port()
+            bare = root / "bare.py"
+            bare.write_text(BARE)
+            procs["bare"] = spawn("bare", "server", [sys.executable, str(bare), str(port)],
+                                  env={}, cwd=None, log_dir=logs, port=port, health="/")
+            for proc in procs.values():
+                if proc.health and not wait_http(f"{proc.url}{proc.health}", 30):
+                    raise SystemExit(f"{proc.name} did not start; see {proc.log}")
+            time.sleep(0.5)
+            targets = {name: f"{proc.url}/" for name, proc in procs.items()}
+            before = {name: cpu_seconds(proc.pid) for name, proc in procs.items()}
+            times = asyncio.run(run(targets, args.requests, args.warmup))
+            after = {name: cpu_seconds(proc.pid) for name, proc in procs.items()}
+        finally:
+            for proc in procs.values():
+                stop(proc)
+    load = os.getloadavg()[0]
+    print(f"{args.requests} round trips each, one at a time, interleaved; load {load:.1f}")
+    for name, values in times.items():
+        per = (after[name] - before[name]) / (args.requests + args.warmup) * 1000
+        print(f"  {name:<16} p50 {statistics.median(values):6.2f} ms  p99 "
+              f"{pct(values, 0.99):6.2f} ms  server CPU {per:5.2f} ms per round trip")
+    floor50 = statistics.median(times["echo-http"]) + 2 * statistics.median(
+        times["echo-cloudevent"])
+    print(f"floor of the gateway's overhead (echo-http + 2 x echo-cloudevent), p50: "
+          f"{floor50:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
