@@ -65,7 +65,8 @@ The ScaledObject numbers of one service under the active profile, as JSON
 {{- $scaling := (index $ps.profiles $ps.defaultProfile).scaling | default dict -}}
 {{- $model := include "pickspin-keda.find" (dict "items" $ps.models "name" .svc.model) | fromJson -}}
 {{- $max := int .svc.maxReplicas -}}
-{{- $pool := int (index ($scaling.warmPool | default dict) $model.tier | default 0) -}}
+{{- $pools := include "pickspin-keda.warmPools" .root | fromJson -}}
+{{- $pool := int (index $pools (include "pickspin-keda.serviceName" .svc)) -}}
 {{- /* defaults as in pickspin.core.settings.Scaling */ -}}
 {{- $utilization := float64 (ternary $scaling.targetUtilization 0.8 (hasKey $scaling "targetUtilization")) -}}
 {{- $cooldown := int (ternary $scaling.cooldownSeconds 300 (hasKey $scaling "cooldownSeconds")) -}}
@@ -77,6 +78,44 @@ The ScaledObject numbers of one service under the active profile, as JSON
     "cooldown" $cooldown
     "stabilization" $window
     | toJson -}}
+{{- end -}}
+
+{{/*
+Warm replicas (minReplicaCount) per service under the active profile, as JSON. Mirrors
+pickspin.core.warmpool.warm_pools: with `warmPoolScope: tier` (default) warmPool[tier] replicas
+fill the tier's services in the order of a sort key (strongest model: abilityOffset, then
+mean quality; then the fastest warm prior; then the name), each up to its maxReplicas, and
+the rest of the tier scales to zero; with `service` every service of the tier keeps
+warmPool[tier].
+*/}}
+{{- define "pickspin-keda.warmPools" -}}
+{{- $ps := include "pickspin-keda.pickspin" . | fromJson -}}
+{{- $scaling := (index $ps.profiles $ps.defaultProfile).scaling | default dict -}}
+{{- $wanted := $scaling.warmPool | default dict -}}
+{{- $perTier := eq ($scaling.warmPoolScope | default "tier") "tier" -}}
+{{- $budget := dict -}}
+{{- range $ps.services -}}{{- $_ := set $budget (include "pickspin-keda.serviceName" .) (int .maxReplicas) -}}{{- end -}}
+{{- $out := dict -}}
+{{- range $tier := list "small" "medium" "large" -}}
+{{- $keys := list -}}
+{{- range $svc := $ps.services -}}
+{{- $model := include "pickspin-keda.find" (dict "items" $ps.models "name" $svc.model) | fromJson -}}
+{{- if eq $model.tier $tier -}}
+{{- $q := $model.quality -}}
+{{- $mean := divf (addf (float64 $q.low) (float64 $q.medium) (float64 $q.high)) 3 -}}
+{{- $offset := float64 ($model.abilityOffset | default 0) -}}
+{{- $keys = append $keys (printf "%08.4f/%.6f/%011.4f/%s" (subf 10 $offset) (subf 1 $mean) (float64 $svc.priors.latencySeconds) (include "pickspin-keda.serviceName" $svc)) -}}
+{{- end -}}
+{{- end -}}
+{{- $left := int (index $wanted $tier | default 0) -}}
+{{- range $key := sortAlpha $keys -}}
+{{- $name := last (splitList "/" $key) -}}
+{{- $take := min $left (index $budget $name) -}}
+{{- $_ := set $out $name $take -}}
+{{- if $perTier -}}{{- $left = sub $left $take -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}
 
 {{/* Common labels: (dict "root" $ "svc" $svc). */}}

@@ -13,7 +13,8 @@ import yaml
 from chart_helpers import REPO, VALUES, Render, of_kind
 
 from pickspin.core.policy import scaling_for
-from pickspin.core.settings import Settings
+from pickspin.core.settings import TIERS, Settings
+from pickspin.core.warmpool import warm_order, warm_pools
 
 SETTINGS = Settings.load(VALUES)
 KEDA_DEFAULTS = yaml.safe_load((REPO / "keda" / "values.yaml").read_text(encoding="utf-8"))
@@ -85,11 +86,48 @@ def test_the_profile_sets_warm_pools_and_cooldowns(render: Render, values: dict)
         scaled = by_name(of_kind(render(values), "ScaledObject"))
         scaling = SETTINGS.profile(profile).scaling
         for svc in SETTINGS.services:
-            pool = scaling.warm_pool.get(SETTINGS.model(svc.model).tier, 0)
-            assert scaled[svc.name]["spec"]["minReplicaCount"] == min(pool, svc.max_replicas)
             assert scaled[svc.name]["spec"]["cooldownPeriod"] == scaling.cooldown_seconds
+        for tier in TIERS:  # warmPool[tier] replicas across the tier, on its first services
+            wanted = scaling.warm_pool.get(tier, 0)  # type: ignore[call-overload]
+            order = warm_order(SETTINGS, tier)
+            mins = [scaled[s.name]["spec"]["minReplicaCount"] for s in order]
+            assert sum(mins) == min(wanted, sum(s.max_replicas for s in order))
+            filling = [m for m in mins if m]
+            assert mins[:len(filling)] == filling  # a prefix of the order, nothing after
         seen[profile] = tuple(o["spec"]["minReplicaCount"] for o in scaled.values())
     assert len(set(seen.values())) > 1, "profiles should differ in their warm pools"
+
+
+@pytest.mark.parametrize("scope", ["tier", "service"])
+def test_the_chart_keeps_the_warm_pools_warm_pools_says(render: Render, values: dict,
+                                                         scope: str) -> None:
+    """The chart's sort and fill is warmpool's, on a matrix where the order turns on every
+    part of the key (ability, quality, prior latency, name) and a pool overflows a budget."""
+    ps = values["global"]["pickspin"]
+    for model in ps["models"]:
+        if model["name"] == "qwen-3-235b":
+            model["abilityOffset"] = 0.0  # ties deepseek-r1: mean quality decides
+    for svc in ps["services"]:
+        if svc["model"] == "deepseek-r1":
+            svc["maxReplicas"] = 1
+        if svc["model"] == "llama-3-70b":
+            svc["priors"]["latencySeconds"] = 4.0  # three backends tie: the name decides
+    ps["profiles"]["balanced"]["scaling"].update(
+        warmPool={"small": 5, "medium": 2, "large": 4}, warmPoolScope=scope)
+    settings = Settings.from_mapping(values)
+    expected = warm_pools(settings, "balanced")
+    scaled = by_name(of_kind(render(values), "ScaledObject"))
+    assert {n: o["spec"]["minReplicaCount"] for n, o in scaled.items()} == expected
+    if scope == "tier":
+        assert sum(expected.values()) == 5 + 2 + 4
+        assert expected["llama-3-70b-tgi"] == 2  # 'tgi' sorts first among equal priors
+        # deepseek-r1's three budgets of 1 first (better mean quality), then the overflow
+        assert [expected[f"{m}-{b}"] for m in ("deepseek-r1", "qwen-3-235b")
+                for b in ("trtllm", "vllm", "tgi")] == [1, 1, 1, 1, 0, 0]
+    else:
+        assert all(expected[s.name] == min(s.max_replicas, 5 if s.model.startswith("gemma")
+                                           else 2 if s.model == "llama-3-70b" else 4)
+                   for s in settings.services)
 
 
 def test_backend_servers_match_the_service_matrix(render: Render) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from pickspin.core.policy import scaling_for
 from pickspin.core.settings import Settings
+from pickspin.core.warmpool import warm_pools
 from pickspin.local.scaledobjects import Fallback, load, read
 
 VALUES = Path(__file__).resolve().parents[2] / "charts" / "pickspin" / "values.yaml"
@@ -37,3 +38,14 @@ def test_keda_defaults_apply_when_the_object_does_not_say() -> None:
     assert so.demand.ignore_null_values is True  # KEDA's default
     assert so.pending.ignore_null_values is False  # read case-insensitively
     assert so.fallback is None
+
+
+@pytest.mark.parametrize("profile", sorted(SETTINGS.profiles))
+def test_the_local_scaler_keeps_warm_the_services_warm_pools_names(profile: str) -> None:
+    """One rule: the chart's minReplicaCount, which the local scaler applies, is
+    `warmpool.warm_pools` (a tier's pool on its designated service) under every profile."""
+    pytest.importorskip("helm_python", reason="helm-python-sdk is not installed")
+    settings = SETTINGS.model_copy(update={"default_profile": profile})
+    objects = load(settings, "http://127.0.0.1:9090", polling_interval=1)
+    assert {n: so.params.min_replicas for n, so in objects.items()} == \
+        warm_pools(settings, profile)

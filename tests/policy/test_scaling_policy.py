@@ -18,6 +18,7 @@ from pickspin.core.policy import (
     stabilize,
 )
 from pickspin.core.settings import Settings
+from pickspin.core.warmpool import warm_pools
 
 VALUES = Path(__file__).resolve().parents[2] / "charts" / "pickspin" / "values.yaml"
 PARAMS = ScalingParams(service="m-vllm", threshold=10.0, min_replicas=0, max_replicas=6,
@@ -109,9 +110,7 @@ def test_scaling_for_follows_profile_and_tier() -> None:
     for profile_name, profile in settings.profiles.items():
         for svc in settings.services:
             params = scaling_for(settings, svc.name, profile_name)
-            tier = settings.model(svc.model).tier
-            assert params.min_replicas == min(profile.scaling.warm_pool.get(tier, 0),
-                                              svc.max_replicas)
+            assert params.min_replicas == warm_pools(settings, profile_name)[svc.name]
             assert params.max_replicas == svc.max_replicas
             assert params.cooldown_seconds == profile.scaling.cooldown_seconds
             assert params.stabilization_seconds == \

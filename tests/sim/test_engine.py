@@ -8,6 +8,7 @@ import pytest
 
 from pickspin.core.policy import scaling_for
 from pickspin.core.selection import select, views_of
+from pickspin.core.warmpool import warm_order, warm_pools
 from pickspin.sim.command import as_local
 from pickspin.sim.engine import EVEN, Simulation, simulate
 from pickspin.sim.runs import CLUSTER, LOCAL, Config
@@ -76,7 +77,8 @@ def test_warm_pools_are_ready_at_the_start_and_cost_while_idle(settings, rows):
     low = next(k for k, r in rows.items() if r.complexity == "low")
     r = simulate(settings, Config("pickspin/balanced", "balanced"),
                  Trace(np.array([3600.0]), (low,)), rows, CLUSTER)
-    pools = {s.name for s in settings.services if settings.model(s.model).tier == "small"}
+    pools = {n for n, k in warm_pools(settings, "balanced").items() if k}
+    assert pools == {warm_order(settings, "small")[0].name}  # one warm small service
     assert {n for n, sec in r.replica_seconds.items() if sec >= 3600} == pools
     assert not r.outcome.cold_wait[0]
 

@@ -36,6 +36,16 @@ def test_without_a_qualifying_substitute_the_request_is_held(settings):
     assert plan.after_timeout == (SMALL_WARM, LARGE_COLD)
 
 
+def test_after_a_timed_out_hold_with_nothing_warm_the_chosen_stays_first(settings):
+    """The gateway holds once more for the first of `after_timeout` when no candidate
+    answers: that must be the service already starting, not a cold runner-up it would wake."""
+    other_cold = _c("deepseek-r1-tgi", "deepseek-r1", False)
+    plan = cold_plan(settings, "balanced", LARGE_COLD, [other_cold])
+    assert plan.action == "hold" and plan.after_timeout == (LARGE_COLD, other_cold)
+    with_warm = cold_plan(settings, "balanced", LARGE_COLD, [other_cold, SMALL_WARM])
+    assert with_warm.after_timeout == (SMALL_WARM, LARGE_COLD, other_cold)
+
+
 def test_the_hold_profile_holds_even_with_a_warm_substitute(settings):
     assert settings.profile("quality").scaling.cold_start == "hold"
     plan = cold_plan(settings, "quality", LARGE_COLD, [LARGE_WARM])

@@ -80,7 +80,7 @@ class Function(ABC):
         # probe and metrics scrape of every snapshot: noise, and a sixth of telemetry's CPU)
         logging.getLogger("httpx").setLevel(logging.WARNING)
         # no `_created` series: nothing reads them, and they are a tenth of every scrape
-        prometheus_client.disable_created_metrics()
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
         self.setup(settings, cfg)
         # what start-up built (settings, models, clients) lives as long as the process: out
         # of the collector's sight, a full collection under load scans only what requests made

@@ -48,4 +48,10 @@ def cold_plan(settings: Settings, profile: str, chosen: Candidate,
     limit = scaling.max_cold_wait_seconds
     if scaling.cold_start == "substitute" and warm:
         return ColdPlan("substitute", chosen, (*warm, chosen, *cold_rest), limit=limit)
-    return ColdPlan("hold", chosen, (chosen, *rest), (*warm, *cold_rest, chosen), limit)
+    # after a timed-out hold: any warm candidate answers (a lower tier rather than nothing);
+    # with none, the chosen service, starting for `limit` seconds already, comes before the
+    # cold ones (holding for a cold runner-up would wake a second service, often another
+    # backend of the same model, ready later still)
+    lower = [c for c in cold_rest if c.warm]
+    cold = [c for c in cold_rest if not c.warm]
+    return ColdPlan("hold", chosen, (chosen, *rest), (*warm, *lower, chosen, *cold), limit)

@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Any
 
 from pickspin.core.settings import Settings
+from pickspin.core.warmpool import warm_pools
 
 #: The HPA's default tolerance (kube-controller-manager --horizontal-pod-autoscaler-tolerance).
 HPA_TOLERANCE = 0.1
@@ -48,7 +49,8 @@ class ScalingParams:
     service: str
     #: target concurrency per replica: service concurrency × profile targetUtilization
     threshold: float
-    #: warm pool of the model's tier under the profile (minReplicaCount)
+    #: the service's share of its tier's warm pool under the profile (minReplicaCount;
+    #: `pickspin.core.warmpool.warm_pools`)
     min_replicas: int
     #: the GPU budget (maxReplicaCount)
     max_replicas: int
@@ -263,7 +265,6 @@ def scaling_for(
         raise KeyError(f"unknown profile {profile_name!r} (have {sorted(settings.profiles)})")
     svc = settings.service(service_name)  # KeyError listing the services there are
     scaling = settings.profile(profile_name).scaling
-    tier = settings.model(svc.model).tier
     threshold = target_concurrency(svc.concurrency, scaling.target_utilization)
     return ScalingParams(
         service=svc.name,
@@ -271,7 +272,7 @@ def scaling_for(
         backend=svc.backend,
         threshold=threshold,
         pending_threshold=threshold,
-        min_replicas=min(scaling.warm_pool.get(tier, 0), svc.max_replicas),
+        min_replicas=warm_pools(settings, profile_name)[svc.name],
         max_replicas=svc.max_replicas,
         cooldown_seconds=scaling.cooldown_seconds,
         stabilization_seconds=scaling.scale_down_stabilization_seconds,

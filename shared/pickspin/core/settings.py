@@ -71,6 +71,9 @@ class Scaling(_Model):
 
     # -- replicas kept warm per model tier
     warm_pool: dict[Literal["small", "medium", "large"], int] = Field(default_factory=dict)
+    # -- `tier`: warmPool[tier] replicas across the tier, on its designated services
+    #    (`pickspin.core.warmpool.warm_order`); `service`: warmPool[tier] on every service of it
+    warm_pool_scope: Literal["tier", "service"] = "tier"
     # -- idle seconds before a backend scales to zero
     cooldown_seconds: int = Field(default=300, ge=0)
     # -- fraction of a replica's concurrency that the scaler targets

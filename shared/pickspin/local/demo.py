@@ -15,9 +15,12 @@ def quick_spin_values(values: Mapping[str, Any], services: Sequence[str], *,
                       cooldown_seconds: int = 4, stabilization_seconds: int = 2,
                       warm_pool: Mapping[str, int] | None = None,
                       target_utilization: float = 0.5,
-                      max_cold_wait_seconds: float = 60) -> dict[str, Any]:
+                      max_cold_wait_seconds: float = 60,
+                      warm_pool_scope: str = "service") -> dict[str, Any]:
     """A copy of a values file (the chart's layout) cut down to `services`, with every
-    profile's scaling shortened so that scale-to-zero happens within seconds."""
+    profile's scaling shortened so that scale-to-zero happens within seconds. The warm pool
+    sits on every service of its tier unless `warm_pool_scope` is "tier" (the tests and
+    benchmarks that use these values watch two warm services of a tier)."""
     data = copy.deepcopy(dict(values))
     ps = data["global"]["pickspin"]
     ps["services"] = [s for s in ps["services"] if f"{s['model']}-{s['backend']}" in services]
@@ -27,6 +30,7 @@ def quick_spin_values(values: Mapping[str, Any], services: Sequence[str], *,
     for profile in ps["profiles"].values():
         profile["scaling"].update(cooldownSeconds=cooldown_seconds,
                                   scaleDownStabilizationSeconds=stabilization_seconds,
-                                  warmPool=pool, targetUtilization=target_utilization,
+                                  warmPool=pool, warmPoolScope=warm_pool_scope,
+                                  targetUtilization=target_utilization,
                                   maxColdWaitSeconds=max_cold_wait_seconds)
     return data
