@@ -15,9 +15,9 @@ import yaml
 from pickspin.core.errors import ConfigError
 from pickspin.core.eventauth import TOKEN_ENV
 from pickspin.core.settings import CONFIG_ENV, DEFAULT_VALUES, BackendKind, Settings
+from pickspin.local.launch import replica_command
 from pickspin.local.processes import Proc, free_port, python, spawn
 from pickspin.local.prometheus import Target, write_targets
-from pickspin.local.scaler import replica_command
 from pickspin.local.serve import DEFAULT_BACKLOG, Listening, invoke_of
 from pickspin.local.supervisor import Spec
 

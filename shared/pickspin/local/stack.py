@@ -24,6 +24,7 @@ import yaml
 
 from pickspin.core.policy import scaling_for
 from pickspin.core.settings import Settings
+from pickspin.local.launch import orphans, real_kinds
 from pickspin.local.plan import (
     REPO,
     GatewayScale,
@@ -52,7 +53,6 @@ from pickspin.local.prometheus import (
     write_config,
     write_targets,
 )
-from pickspin.local.scaler import orphans, real_kinds
 from pickspin.local.supervisor import Spec, read_plan, read_state, write_plan
 
 STATE_FILE = "state.json"
