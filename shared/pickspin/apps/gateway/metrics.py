@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from pickspin.adapters.exposition import Exposition
 from pickspin.core.settings import Settings
 
 # Buckets from 5 ms to 2 min: TTFT of a warm backend up to a large model's cold start.
@@ -42,3 +43,9 @@ class GatewayMetrics:
             self.ttft.labels(svc.model, svc.backend)
             for outcome in ("success", "error"):
                 self.requests.labels(svc.model, svc.backend, outcome)
+        self.exposition = Exposition(r, (self.requests, self.duration, self.ttft, self.inflight,
+                                         self.pending, self.decisions, self.classification))
+
+    def render(self) -> bytes:
+        """The `/metrics` page (`pickspin.adapters.exposition`)."""
+        return self.exposition.render()

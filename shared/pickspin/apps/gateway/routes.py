@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -91,8 +91,7 @@ def create_app(gateway: Gateway) -> Starlette:
         return gateway.models()
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(gateway.metrics.registry),
-                        media_type=CONTENT_TYPE_LATEST)
+        return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     app = Starlette(routes=[
         Route("/v1/chat/completions", chat, methods=["POST"]),
