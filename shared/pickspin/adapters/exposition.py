@@ -29,9 +29,19 @@ def _escape(value: str) -> str:
 
 
 def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
+    """prometheus-client's `floatToGoString`: Go's notation, which turns to an exponent
+    sooner than Python's."""
+    d = float(value)
+    if math.isinf(d):
+        return "+Inf" if d > 0 else "-Inf"
+    if math.isnan(d):
+        return "NaN"
+    s = repr(d)
+    dot = s.find(".")
+    if d > 0 and dot > 6:
+        mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
+        return f"{mantissa}e+0{dot - 1}"
+    return s
 
 
 class Exposition:
@@ -48,13 +58,16 @@ class Exposition:
         except AttributeError:  # a prometheus-client whose metrics are laid out otherwise
             return generate_latest(self.registry)
 
-    def _label_text(self, metric: Any, values: tuple[str, ...]) -> str:
+    def _label_text(self, metric: Any, values: tuple[str, ...]) -> tuple[str, str]:
+        """The series' labels as written, sorted by name as `generate_latest` sorts them:
+        those before `le` and those after it (a histogram's bucket label goes between)."""
         key = (metric._name, values)
         text = self._labels.get(key)
         if text is None:
-            text = ",".join(f'{name}="{_escape(value)}"'
-                            for name, value in zip(metric._labelnames, values, strict=True))
-            self._labels[key] = text
+            pairs = sorted(zip(metric._labelnames, values, strict=True))
+            before = ",".join(f'{n}="{_escape(v)}"' for n, v in pairs if n < "le")
+            after = ",".join(f'{n}="{_escape(v)}"' for n, v in pairs if n > "le")
+            text = self._labels[key] = (before, after)
         return text
 
     def _lines(self) -> list[str]:
@@ -71,13 +84,15 @@ class Exposition:
             else:
                 children = [((), m)]
             for values, child in children:
-                labels = self._label_text(m, values)
+                before, after = self._label_text(m, values)
+                labels = ",".join(part for part in (before, after) if part)
                 if kind == "histogram":
-                    prefix = f"{name}_bucket{{{labels}," if labels else f"{name}_bucket{{"
+                    prefix = f"{name}_bucket{{{before}," if before else f"{name}_bucket{{"
+                    suffix = f",{after}}}" if after else "}"
                     total = 0.0
                     for bound, bucket in zip(child._upper_bounds, child._buckets, strict=True):
                         total += bucket.get()
-                        out.append(f'{prefix}le="{_number(bound)}"}} {_number(total)}\n')
+                        out.append(f'{prefix}le="{_number(bound)}"{suffix} {_number(total)}\n')
                     braces = f"{{{labels}}}" if labels else ""
                     out.append(f"{name}_count{braces} {_number(total)}\n"
                                f"{name}_sum{braces} {_number(child._sum.get())}\n")
