@@ -94,17 +94,23 @@ def train_router(argv: list[str]) -> int:
     p.add_argument("--limit-rows", type=int, default=None, help="smoke runs only")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation and the card")
     a = p.parse_args(argv)
+    from pickspin.semantic.labels import represented_by_tier
+
+    settings = Settings.load(a.config)
+    own_heads = tuple((m.name, m.tier) for m in settings.models
+                      if not represented_by_tier(m.name))
     cfg = RouterTrainConfig(data_dir=a.data, out_dir=a.out, work_dir=a.work_dir,
                             checkpoint=a.checkpoint, max_length=a.max_length,
                             finetune_length=a.finetune_length, soft_mix=a.soft_mix,
                             hidden=a.hidden, seed=a.seed,
                             finetune_layers=a.finetune_layers,
                             finetune_epochs=a.finetune_epochs,
-                            threads=a.threads, limit_rows=a.limit_rows)
+                            threads=a.threads, limit_rows=a.limit_rows,
+                            model_heads=own_heads)
     result = run(cfg, _log)
     figures: dict[str, Any] = {}
     if not a.no_eval:
-        figures = _evaluate_and_write(Settings.load(a.config), a.data, a.out, a.write_quality)
+        figures = _evaluate_and_write(settings, a.data, a.out, a.write_quality)
     size = sum(f.stat().st_size for f in a.out.iterdir() if f.is_file()) / 1e6
     (a.out / "MODEL_CARD.md").write_text(render_router_card(a.out, result, size, figures),
                                          encoding="utf-8")

@@ -125,12 +125,13 @@ def _bar(done: int, total: int, width: int = 30) -> str:
     return f"whole Pick [{'#' * filled}{'.' * (width - filled)}] {done}/{total} rows"
 
 
-def router_rows(probs: np.ndarray, classes: Sequence[str], success: np.ndarray
-                ) -> list[RouterRow]:
-    """`offline.RouterOutput` columns → one `RouterRow` per prompt."""
+def router_rows(probs: np.ndarray, classes: Sequence[str], success: np.ndarray,
+                names: Sequence[str] = TIERS) -> list[RouterRow]:
+    """`offline.RouterOutput` columns → one `RouterRow` per prompt; `names` names the success
+    columns (the tiers, then any models with their own head)."""
     out = []
     for p, c, s in zip(probs, classes, success, strict=True):
-        succ = {} if np.isnan(s).any() else {t: float(v) for t, v in zip(TIERS, s, strict=True)}
+        succ = {} if np.isnan(s).any() else {t: float(v) for t, v in zip(names, s, strict=True)}
         out.append(RouterRow(c, {k: float(v) for k, v in zip(COMPLEXITY_CLASSES, p,
                                                                strict=True)}, succ))
     return out
