@@ -52,3 +52,15 @@ def test_a_set_where_a_model_has_no_stand_in_is_replayed_in_full_with_progress(s
     out = replay_pick(settings, rows, said, seed=3, progress=progress.append)
     assert out["gsm8k"]["balanced/multi-objective"].rows == 40
     assert progress and progress[-1].endswith("40/40 rows")
+
+
+def test_random_assignment_is_the_expectation_over_the_models_with_an_outcome(settings):
+    rows, said = _rows("gsm8k", 50, 4)
+    who = stand_ins(settings)["gsm8k"]
+    usable = [m for m, s in who.items() if s is not None]
+    expected = sum(r.outcome.scores[who[m]] >= 0.5 for r in rows for m in usable) \
+        / (len(rows) * len(usable))
+    for seed in (1, 2):
+        out = replay_pick(settings, rows, said, seed=seed)["gsm8k"]["random-assignment"]
+        assert abs(out.accuracy - expected) < 1e-9
+        assert out.rows == 50

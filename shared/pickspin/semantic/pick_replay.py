@@ -68,7 +68,9 @@ def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[Rout
                 ) -> dict[str, dict[str, PickFigures]]:
     """source → configuration → figures. Configurations: `<profile>/<strategy>` for every
     profile and strategy, `random-assignment` (uniform over models, no floor),
-    `always-small|medium|large` and `oracle` (the cheapest service that answered)."""
+    `always-small|medium|large` and `oracle` (the cheapest service that answered).
+    `random-assignment` is its expectation (each model with an outcome on the row, equally
+    weighted, at its cheapest service), not one draw."""
     rng = random.Random(seed)
     who = stand_ins(settings)
     cheapest = {m.name: min((s for s in settings.services if s.model == m.name), key=_price)
@@ -79,7 +81,7 @@ def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[Rout
         idx = [i for i, e in enumerate(rows) if e.outcome and e.outcome.source == source]
         if not idx:
             continue
-        acc: dict[str, list[tuple[bool, float, float]]] = {}
+        acc: dict[str, list[tuple[bool, float, float, float]]] = {}
         add = _adder(acc)
         for i in idx:
             ex, r = rows[i], said[i]
@@ -94,8 +96,12 @@ def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[Rout
                                success=r.success or None)
                     add(f"{profile}/{strategy.value}", settings.service(d.chosen.service),
                         bool(ok[d.chosen.model]))
-            pick = rng.choice(sorted({s.model for s in usable}))
-            add("random-assignment", cheapest[pick], bool(ok[pick]))
+            # random assignment's expectation: every model with an outcome, equally weighted
+            # (a draw per row would add ±0.01–0.03 of sampling noise on a few hundred rows,
+            # and would shift with every other use of the shared generator)
+            models = sorted({s.model for s in usable})
+            for m in models:
+                add("random-assignment", cheapest[m], bool(ok[m]), 1 / len(models))
             for tier, model in ALWAYS.items():
                 if ok.get(model) is not None:
                     add(f"always-{tier}", cheapest[model], bool(ok[model]))
@@ -105,18 +111,26 @@ def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[Rout
             done += 1
             if done % 200 == 0 or done == total:
                 progress(_bar(done, total))
-        large_cost = float(np.mean([c for _, c, _ in acc["always-large"]]))
-        out[source] = {name: PickFigures(float(np.mean([o for o, _, _ in v])),
-                                         float(np.mean([c for _, c, _ in v])) / large_cost,
-                                         float(np.mean([t for _, _, t in v])), len(v))
-                       for name, v in acc.items()}
+        out[source] = _figures(acc)
     return out
 
 
-def _adder(acc: dict[str, list[tuple[bool, float, float]]]
-           ) -> Callable[[str, Service, bool], None]:
-    def add(name: str, svc: Service, ok: bool) -> None:
-        acc.setdefault(name, []).append((ok, _price(svc), svc.priors.latency_seconds))
+def _figures(acc: dict[str, list[tuple[bool, float, float, float]]]) -> dict[str, PickFigures]:
+    """Weighted means per configuration; cost relative to always-large's."""
+    def mean(v: list[tuple[bool, float, float, float]], at: int) -> float:
+        w = np.array([e[3] for e in v])
+        return float(np.dot([float(e[at]) for e in v], w) / w.sum())
+
+    large_cost = mean(acc["always-large"], 1)
+    return {name: PickFigures(mean(v, 0), mean(v, 1) / large_cost, mean(v, 2),
+                              round(sum(e[3] for e in v)))
+            for name, v in acc.items()}
+
+
+def _adder(acc: dict[str, list[tuple[bool, float, float, float]]]
+           ) -> Callable[..., None]:
+    def add(name: str, svc: Service, ok: bool, weight: float = 1.0) -> None:
+        acc.setdefault(name, []).append((ok, _price(svc), svc.priors.latency_seconds, weight))
     return add
 
 

@@ -153,7 +153,8 @@ def _pick_section(ev: Evaluation) -> list[str]:
                  f"{src}: " + ", ".join(f"{m} → {who or '—'}" for m, who in by.items())
                  for src, by in ev.stand_ins.items()) + ". Services run on their warm "
              "priors; cost per query is relative to always-large (deepseek-r1's cheapest "
-             "service). `random-assignment` picks a model uniformly (no floor); "
+             "service). `random-assignment` is the expectation of picking a model "
+             "uniformly (no floor): every model with an outcome, equally weighted; "
              "`<profile>/random` and `<profile>/latency` are the named strategies under the "
              "profile's floor.", ""]
     for profile in sorted({k.split("/")[0] for by in ev.pick.values() for k in by
