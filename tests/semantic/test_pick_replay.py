@@ -64,3 +64,19 @@ def test_random_assignment_is_the_expectation_over_the_models_with_an_outcome(se
         out = replay_pick(settings, rows, said, seed=seed)["gsm8k"]["random-assignment"]
         assert abs(out.accuracy - expected) < 1e-9
         assert out.rows == 50
+
+
+def test_the_balanced_floor_is_the_most_accurate_bound_within_the_dev_cost_budget(settings):
+    from pickspin.semantic.pick_replay import FLOOR_BUDGET, FLOOR_GRID, choose_floor
+
+    rows, said = _rows("mmlu_pro", 80, 5)
+    choice = choose_floor(settings, rows, said)
+    assert set(choice.dev) == set(FLOOR_GRID) and choice.relevance in FLOOR_GRID
+    within = {b: by for b, by in choice.dev.items()
+              if max(c for _, c in by.values()) <= FLOOR_BUDGET["balanced"]}
+    if within:
+        best = max(sum(a for a, _ in by.values()) for by in within.values())
+        assert sum(a for a, _ in choice.dev[choice.relevance].values()) == best
+    else:
+        assert choice.relevance == FLOOR_GRID[0]
+    assert choose_floor(settings, rows, said) == choice

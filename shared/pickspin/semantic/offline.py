@@ -24,7 +24,14 @@ from pickspin.semantic.evaluate import (
 from pickspin.semantic.heads import brier, ece
 from pickspin.semantic.hybrid import decide
 from pickspin.semantic.labels import TIER_MAPS, represented_by_tier
-from pickspin.semantic.pick_replay import PickFigures, replay_pick, router_rows, stand_ins
+from pickspin.semantic.pick_replay import (
+    FloorChoice,
+    PickFigures,
+    choose_floor,
+    replay_pick,
+    router_rows,
+    stand_ins,
+)
 from pickspin.semantic.quality import QualityTable, estimate_quality, tier_quality
 from pickspin.semantic.runtime import SemanticRouter
 from pickspin.semantic.targets import model_targets
@@ -61,6 +68,8 @@ class Evaluation:
     pick: Mapping[str, Mapping[str, PickFigures]] = field(default_factory=dict)
     pick_router: str = ""
     stand_ins: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    # the balanced profile's trade-down bound, chosen on dev with the default router
+    floor: FloorChoice | None = None
 
 
 def tier_costs(settings: Settings) -> dict[str, float]:
@@ -237,6 +246,20 @@ def choose_threshold(dev: Sequence[Example], keyword: KeywordRouter, sem: Router
     return max(scores, key=lambda t: (scores[t], recall_ok[t], acc[t], t)), scores
 
 
+def _dev_output(settings: Settings, dev: Sequence[Example], keyword: KeywordRouter,
+                sem: RouterOutput) -> RouterOutput:
+    """The default router's output on dev rows (the semantic one's is given)."""
+    mode = settings.routing.mode.value
+    if mode == "semantic":
+        return sem
+    kw = [keyword.classify(e.text) for e in dev]
+    if mode == "hybrid":
+        return hybrid_of(kw, sem, settings.routing.hybrid_threshold)
+    return RouterOutput(np.array([[k.probabilities[c] for c in COMPLEXITY_CLASSES]
+                                  for k in kw]).reshape(-1, 3),
+                        [k.complexity for k in kw], np.full((len(dev), 3), np.nan))
+
+
 def calibration(sem: RouterOutput, rows: Sequence[Example], settings: Settings | None = None
                 ) -> dict[str, dict[str, float]]:
     """Brier score and ECE of each tier's success estimate against its real outcome; for a
@@ -280,6 +303,10 @@ def evaluate(settings: Settings, examples: Sequence[Example], semantic: Router,
     progress(f"dev: {len(dev)} rows with real outcomes (hybrid threshold)")
     dev_sem = semantic_outputs(dev, semantic, progress)
     best_t, t_scores = choose_threshold(dev, keyword, dev_sem, fit_rows, costs)
+    dev_used = _dev_output(settings, dev, keyword, dev_sem)
+    floor = choose_floor(settings, dev, router_rows(dev_used.probs, dev_used.classes,
+                                                    dev_used.success, dev_used.names), seed=seed)
+    progress(f"balanced floor on dev: relevance {floor.relevance:g}")
     progress(f"classifying {len(real)} held-out rows with real outcomes and {len(proxy)} "
              "proxy-labelled rows with each router")
     outputs, share = all_outputs(real, semantic, keyword, threshold, progress)
@@ -299,7 +326,7 @@ def evaluate(settings: Settings, examples: Sequence[Example], semantic: Router,
     return Evaluation(rows, classifier, routing, table, costs, share, classifier_proxy,
                       (common, accuracy([e.label for e in real], [common] * len(real))),
                       calibration(outputs["semantic"], real, settings), best_t, t_scores, pick,
-                      settings.routing.mode.value, stand_ins(settings))
+                      settings.routing.mode.value, stand_ins(settings), floor)
 
 
 def summary(ev: Evaluation) -> dict[str, Any]:
@@ -311,6 +338,11 @@ def summary(ev: Evaluation) -> dict[str, Any]:
                               "accuracy": round(ev.most_common[1], 4)},
         "calibration": ev.calibration,
         "hybrid_threshold_chosen_on_dev": ev.hybrid_threshold_on_dev,
+        "floor_chosen_on_dev": None if ev.floor is None else {
+            "profile": ev.floor.profile, "relevance": ev.floor.relevance,
+            "dev": {str(b): {src: {"accuracy": a, "relative_cost": c}
+                             for src, (a, c) in by.items()}
+                    for b, by in ev.floor.dev.items()}},
         "hybrid_dev_mean_apgr": {str(k): round(v, 4) for k, v in ev.hybrid_dev_apgr.items()},
         "classifier": {}, "classifier_proxy_rows": {}, "routing": {}, "quality": ev.quality_table,
         "pick_router": ev.pick_router, "stand_ins": ev.stand_ins,

@@ -23,7 +23,14 @@ from pickspin.scoring import cost_per_query
 from pickspin.selection import select
 from pickspin.semantic.data import Example
 from pickspin.semantic.labels import TIER_MAPS, is_correct, stand_in
-from pickspin.settings import COMPLEXITY_CLASSES, TIERS, Service, Settings, StrategyName
+from pickspin.settings import (
+    COMPLEXITY_CLASSES,
+    TIERS,
+    Service,
+    Settings,
+    StrategyName,
+    TradeDown,
+)
 
 Progress = Callable[[str], None]
 ALWAYS = {"small": "gemma-3-27b", "medium": "llama-3-70b", "large": "deepseek-r1"}
@@ -64,8 +71,8 @@ def _outcome(ex: Example, who: str | None) -> bool | None:
 
 
 def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[RouterRow],
-                seed: int = 13, progress: Progress = lambda _m: None
-                ) -> dict[str, dict[str, PickFigures]]:
+                seed: int = 13, progress: Progress = lambda _m: None,
+                profiles: Sequence[str] | None = None) -> dict[str, dict[str, PickFigures]]:
     """source → configuration → figures. Configurations: `<profile>/<strategy>` for every
     profile and strategy, `random-assignment` (uniform over models, no floor),
     `always-small|medium|large` and `oracle` (the cheapest service that answered).
@@ -89,7 +96,7 @@ def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[Rout
             usable = [s for s in settings.services if ok[s.model] is not None]
             stats = {s.name: ServiceStats(healthy=False) for s in settings.services
                      if ok[s.model] is None}
-            for profile in settings.profiles:
+            for profile in profiles or settings.profiles:
                 for strategy in STRATEGIES:
                     d = select(settings, stats, r.probabilities, profile=profile,
                                strategy=strategy.value, rng=rng, complexity=r.complexity,
@@ -113,6 +120,49 @@ def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[Rout
                 progress(_bar(done, total))
         out[source] = _figures(acc)
     return out
+
+
+# Trade-down bounds tried for a profile's floor on dev, loosest first (quality's is 0.05).
+FLOOR_GRID = (0.15, 0.12, 0.10, 0.08, 0.06)
+# The share of always-large's cost a profile may spend on dev when its floor is chosen: the
+# issue's budget for balanced is 0.5 on held-out rows; 0.1 is kept for dev → test drift.
+FLOOR_BUDGET = {"balanced": 0.4}
+
+
+@dataclass(frozen=True)
+class FloorChoice:
+    profile: str
+    relevance: float
+    # bound → source → (accuracy, relative cost) of `<profile>/multi-objective` on dev
+    dev: Mapping[float, Mapping[str, tuple[float, float]]]
+
+
+def choose_floor(settings: Settings, dev: Sequence[Example], said: Sequence[RouterRow],
+                 profile: str = "balanced", seed: int = 13) -> FloorChoice:
+    """The profile's trade-down `relevance` bound chosen on dev rows: the best mean accuracy
+    over the sets among the bounds whose relative cost stays within `FLOOR_BUDGET` on every
+    set (none within: the loosest bound). The tier rule (`tiers`) is kept."""
+    budget = FLOOR_BUDGET.get(profile, 1.0)
+    rule = settings.routing.trade_down_for(profile)
+    dev_figures: dict[float, dict[str, tuple[float, float]]] = {}
+    for bound in FLOOR_GRID:
+        tried = _with_floor(settings, profile, rule.tiers, bound)
+        figures = replay_pick(tried, dev, said, seed, profiles=(profile,))
+        dev_figures[bound] = {
+            src: (round(by[f"{profile}/multi-objective"].accuracy, 4),
+                  round(by[f"{profile}/multi-objective"].relative_cost, 4))
+            for src, by in figures.items()}
+    within = [b for b, by in dev_figures.items() if max(c for _, c in by.values()) <= budget]
+    chosen = max(within, key=lambda b: (np.mean([a for a, _ in dev_figures[b].values()]), b)) \
+        if within else FLOOR_GRID[0]
+    return FloorChoice(profile, chosen, dev_figures)
+
+
+def _with_floor(settings: Settings, profile: str, tiers: int, bound: float) -> Settings:
+    rule = TradeDown(tiers=tiers, relevance=bound)
+    routing = settings.routing.model_copy(
+        update={"trade_down": {**settings.routing.trade_down, profile: rule}})
+    return settings.model_copy(update={"routing": routing})
 
 
 def _figures(acc: dict[str, list[tuple[bool, float, float, float]]]) -> dict[str, PickFigures]:
