@@ -298,3 +298,16 @@ def test_finetuning_the_top_layers_writes_an_encoder_optimum_can_export(tmp_path
     finetune_encoder(checkpoint, rows[:8], rows[8:], tmp_path / "ft", max_length=16,
                      layers=1, epochs=1, batch_size=4, seed=14, progress=lambda _m: None)
     assert (folder / "model.safetensors").stat().st_mtime_ns != written
+
+
+def test_auxiliary_fine_tuning_targets_are_the_other_models_never_the_tiers():
+    from pickspin.semantic.finetune import aux_models, aux_targets
+
+    rng = np.random.default_rng(3)
+    rows = [_mmlu_row(i, rng) for i in range(30)]
+    models = aux_models(rows)
+    assert "probe-0" in models and "gemini-1.5-flash-002" in models
+    assert not set(models) & set(TIER_MAPS["mmlu_pro"].models)
+    y, mask = aux_targets(rows, (*models, "absent-model"))
+    assert mask[:, :-1].all() and not mask[:, -1].any()
+    assert y[:, models.index("probe-0")].tolist() == [r.outcome.scores["probe-0"] for r in rows]

@@ -57,6 +57,8 @@ class RouterTrainConfig:
     # fine-tune this many top encoder layers on the outcomes first (0: frozen encoder)
     finetune_layers: int = 2
     finetune_epochs: int = 2
+    # weight of the other labelled models' outcomes as auxiliary fine-tuning targets (0: off)
+    finetune_aux: float = 0.0
     # (name, tier) of configured models that get their own success head, trained on their
     # own stand-ins' outcomes (`labels.STAND_IN_OVERRIDES`): the tier's estimate shifted by
     # one `abilityOffset` misjudges them where the gap to the tier's model depends on the
@@ -85,12 +87,13 @@ def _prepare_encoder(cfg: RouterTrainConfig, progress: Progress,
     if cfg.finetune_layers:
         from pickspin.semantic.finetune import finetune_encoder
 
+        aux = f"-aux{cfg.finetune_aux:g}" if cfg.finetune_aux > 0 else ""
         work = (cfg.work_dir
-                / f"ft{cfg.finetune_layers}x{cfg.finetune_epochs}-{cfg.finetune_length}")
+                / f"ft{cfg.finetune_layers}x{cfg.finetune_epochs}-{cfg.finetune_length}{aux}")
         checkpoint, history = finetune_encoder(
             checkpoint, train, dev, work / "torch", max_length=cfg.finetune_length,
             layers=cfg.finetune_layers, epochs=cfg.finetune_epochs, seed=cfg.seed,
-            progress=progress)
+            aux_weight=cfg.finetune_aux, progress=progress)
         progress(f"fine-tuned the top {cfg.finetune_layers} layers: {history}")
     quantised = work / ENCODER_FILE
     tokenizer = work / "encoder-fp32" / TOKENIZER_FILE
@@ -168,7 +171,7 @@ def train_router(cfg: RouterTrainConfig, progress: Progress = print,
                                                                      for h in history), 4)}
     summary = {"checkpoint": ENCODER_NAME, "max_length": cfg.max_length,
                "finetune_length": cfg.finetune_length, "finetune_layers": cfg.finetune_layers,
-               "finetune_epochs": cfg.finetune_epochs,
+               "finetune_epochs": cfg.finetune_epochs, "finetune_aux": cfg.finetune_aux,
                "soft_mix": cfg.soft_mix, "head": asdict(head_cfg),
                "model_heads": [name for name, _ in cfg.model_heads],
                "soft_target_sources": sorted(maps), "dev": dev_figures}

@@ -89,6 +89,9 @@ def train_router(argv: list[str]) -> int:
     p.add_argument("--finetune-layers", type=int, default=d.finetune_layers,
                    help="fine-tune this many top encoder layers first (0: frozen encoder)")
     p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs)
+    p.add_argument("--finetune-aux", type=float, default=d.finetune_aux,
+                   help="weight of the other labelled models' outcomes as auxiliary "
+                        "fine-tuning targets (0: the tiers' outcomes only)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--limit-rows", type=int, default=None, help="smoke runs only")
@@ -104,7 +107,7 @@ def train_router(argv: list[str]) -> int:
                             finetune_length=a.finetune_length, soft_mix=a.soft_mix,
                             hidden=a.hidden, seed=a.seed,
                             finetune_layers=a.finetune_layers,
-                            finetune_epochs=a.finetune_epochs,
+                            finetune_epochs=a.finetune_epochs, finetune_aux=a.finetune_aux,
                             threads=a.threads, limit_rows=a.limit_rows,
                             model_heads=own_heads)
     result = run(cfg, _log)
