@@ -80,3 +80,14 @@ def test_the_balanced_floor_is_the_most_accurate_bound_within_the_dev_cost_budge
     else:
         assert choice.relevance == FLOOR_GRID[0]
     assert choose_floor(settings, rows, said) == choice
+
+
+def test_router_rows_carry_the_models_own_success_beside_the_tiers():
+    import numpy as np
+
+    from pickspin.semantic.pick_replay import router_rows
+
+    names = ("small", "medium", "large", "qwen-3-235b")
+    (row,) = router_rows(np.array([[0.2, 0.3, 0.5]]), ["high"],
+                         np.array([[0.1, 0.4, 0.8, 0.6]]), names)
+    assert row.success == {"small": 0.1, "medium": 0.4, "large": 0.8, "qwen-3-235b": 0.6}
