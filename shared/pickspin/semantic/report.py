@@ -109,8 +109,8 @@ def markdown(ev: Evaluation) -> str:
                       f"{b:g} → " + ", ".join(f"{src} {a:.3f} @ {c:.2f}"
                                               for src, (a, c) in by.items())
                       for b, by in fl.dev.items())
-                  + f"; best within the dev cost budget: {fl.relevance:g} (the values file "
-                  "sets `routing.tradeDown`)."]
+                  + f"; best within the dev cost budget: {fl.relevance:g} (what serves is "
+                  "the values file's `routing.tradeDown`)."]
     lines += ["", "Per-class figures are recall. Per benchmark:", "",
               "| benchmark | " + " | ".join(ROUTERS) + " |", "|---|" + "---|" * len(ROUTERS)]
     benches = sorted(ev.classifier["semantic"].per_benchmark)
