@@ -95,13 +95,16 @@ def train_router(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--limit-rows", type=int, default=None, help="smoke runs only")
+    p.add_argument("--own-heads", action="store_true",
+                   help="a success head of its own for each configured model its tier's "
+                        "stand-ins do not represent (off by default: README, issue 8)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation and the card")
     a = p.parse_args(argv)
     from pickspin.semantic.labels import represented_by_tier
 
     settings = Settings.load(a.config)
     own_heads = tuple((m.name, m.tier) for m in settings.models
-                      if not represented_by_tier(m.name))
+                      if a.own_heads and not represented_by_tier(m.name))
     cfg = RouterTrainConfig(data_dir=a.data, out_dir=a.out, work_dir=a.work_dir,
                             checkpoint=a.checkpoint, max_length=a.max_length,
                             finetune_length=a.finetune_length, soft_mix=a.soft_mix,
