@@ -52,3 +52,42 @@ def test_a_set_where_a_model_has_no_stand_in_is_replayed_in_full_with_progress(s
     out = replay_pick(settings, rows, said, seed=3, progress=progress.append)
     assert out["gsm8k"]["balanced/multi-objective"].rows == 40
     assert progress and progress[-1].endswith("40/40 rows")
+
+
+def test_random_assignment_is_the_expectation_over_the_models_with_an_outcome(settings):
+    rows, said = _rows("gsm8k", 50, 4)
+    who = stand_ins(settings)["gsm8k"]
+    usable = [m for m, s in who.items() if s is not None]
+    expected = sum(r.outcome.scores[who[m]] >= 0.5 for r in rows for m in usable) \
+        / (len(rows) * len(usable))
+    for seed in (1, 2):
+        out = replay_pick(settings, rows, said, seed=seed)["gsm8k"]["random-assignment"]
+        assert abs(out.accuracy - expected) < 1e-9
+        assert out.rows == 50
+
+
+def test_the_balanced_floor_is_the_most_accurate_bound_within_the_dev_cost_budget(settings):
+    from pickspin.training.pick_replay import FLOOR_BUDGET, FLOOR_GRID, choose_floor
+
+    rows, said = _rows("mmlu_pro", 80, 5)
+    choice = choose_floor(settings, rows, said)
+    assert set(choice.dev) == set(FLOOR_GRID) and choice.relevance in FLOOR_GRID
+    within = {b: by for b, by in choice.dev.items()
+              if max(c for _, c in by.values()) <= FLOOR_BUDGET["balanced"]}
+    if within:
+        best = max(sum(a for a, _ in by.values()) for by in within.values())
+        assert sum(a for a, _ in choice.dev[choice.relevance].values()) == best
+    else:
+        assert choice.relevance == FLOOR_GRID[0]
+    assert choose_floor(settings, rows, said) == choice
+
+
+def test_router_rows_carry_the_models_own_success_beside_the_tiers():
+    import numpy as np
+
+    from pickspin.training.pick_replay import router_rows
+
+    names = ("small", "medium", "large", "qwen-3-235b")
+    (row,) = router_rows(np.array([[0.2, 0.3, 0.5]]), ["high"],
+                         np.array([[0.1, 0.4, 0.8, 0.6]]), names)
+    assert row.success == {"small": 0.1, "medium": 0.4, "large": 0.8, "qwen-3-235b": 0.6}

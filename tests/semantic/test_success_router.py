@@ -21,8 +21,13 @@ from pickspin.semantic.registry import build_registry
 from pickspin.semantic.success import SuccessRouter, is_encoder_heads
 from pickspin.training.build import DEFAULT_OUT, RouterTrainConfig, train_router
 from pickspin.training.data import Example, Outcome
-from pickspin.training.labels import TIER_MAPS, label_from_outcomes
-from pickspin.training.targets import excluded_models, fit_soft_maps, soft_targets
+from pickspin.training.labels import TIER_MAPS, label_from_outcomes, represented_by_tier
+from pickspin.training.targets import (
+    excluded_models,
+    fit_soft_maps,
+    model_targets,
+    soft_targets,
+)
 
 
 def _sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,6 +93,33 @@ def test_class_rule_chosen_on_dev_gives_every_class_its_recall():
         == ["low", "medium", "high"]
 
 
+def test_heads_side_by_side_give_each_head_its_own_outputs():
+    x, _, y = _sample(400, 6)
+    xd, _, yd = _sample(200, 7)
+    for hidden in (0, 8):
+        a, _ = fit_heads(x, y, np.ones_like(y), xd, yd, np.ones_like(yd),
+                         HeadConfig(hidden=hidden, epochs=3), progress=lambda _m: None)
+        b, _ = fit_heads(x, y[:, :1], np.ones_like(y[:, :1]), xd, yd[:, :1],
+                         np.ones_like(yd[:, :1]), HeadConfig(hidden=hidden, epochs=3, seed=1),
+                         progress=lambda _m: None)
+        both = a.beside(b)
+        assert np.allclose(both.success(xd), np.hstack([a.success(xd), b.success(xd)]),
+                           atol=1e-5)
+
+
+def test_a_head_with_more_outputs_than_its_config_names_is_refused(router, tmp_path):
+    import shutil
+
+    from pickspin.semantic.heads import HeadWeights
+    from pickspin.semantic.runtime import ModelLoadError
+
+    shutil.copytree(DEFAULT_OUT, tmp_path / "m")
+    head = HeadWeights.load(tmp_path / "m" / "head.npz")
+    head.beside(head).save(tmp_path / "m" / "head.npz")
+    with pytest.raises(ModelLoadError, match="outputs"):
+        SuccessRouter.load(tmp_path / "m")
+
+
 # ---- targets ---------------------------------------------------------------------------
 def _mmlu_row(i: int, rng: np.random.Generator) -> Example:
     models = TIER_MAPS["mmlu_pro"].models
@@ -113,6 +145,19 @@ def test_soft_targets_never_use_the_stand_ins_they_are_measured_on():
                           np.array([[float(c) for c in r.outcome.correct] for r in rows]))
 
 
+def test_model_targets_are_the_models_own_stand_ins_and_masked_where_there_is_none():
+    rng = np.random.default_rng(0)
+    rows = [_mmlu_row(i, rng) for i in range(20)]
+    rb = Example("routerbench:1", "routerbench", "q", "low", "outcome:routerbench",
+                 Outcome("routerbench", (True, True, True),
+                         {"zero-one-ai/Yi-34B-Chat": 0.0}))
+    y, mask = model_targets([*rows, rb], [("qwen-3-235b", "large"), ("gemma-3-270m", "small")])
+    flash = [r.outcome.scores["gemini-1.5-flash-002"] for r in rows]
+    assert y[:20, 0].tolist() == flash and mask[:20].all()
+    assert (y[20, 0], mask[20, 0]) == (0.0, 1.0)  # Yi-34B-Chat's own outcome, not GPT-4's
+    assert mask[20, 1] == 0.0  # no stand-in for Gemma 3 270M on RouterBench
+
+
 # ---- the committed model ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def router() -> SuccessRouter:
@@ -124,7 +169,10 @@ def test_the_default_settings_serve_the_encoder_router(settings, router):
     semantic = build_registry(settings).get("semantic")
     assert isinstance(semantic, SuccessRouter)
     result = semantic.timed("Prove that the square root of 2 is irrational.")
-    assert set(result.success) == set(TIERS)
+    assert set(result.success) == {*TIERS, *semantic.config.models}
+    # own heads (`pickspin train --own-heads`) only for models the tiers do not represent
+    assert set(semantic.config.models) <= {m.name for m in settings.models
+                                           if not represented_by_tier(m.name)}
     assert all(0 < v < 1 for v in result.success.values())
     assert result.complexity in COMPLEXITY_CLASSES
     assert sum(result.probabilities.values()) == pytest.approx(1.0)
@@ -209,15 +257,18 @@ def test_train_router_on_tiny_data_writes_a_loadable_folder(tmp_path):
         hard = text.count("prove") + text.count("derive") + text.count("theorem")
         correct = (hard == 0, hard <= 1, True)
         key = f"gsm8k:{i}"
+        scores = {m: float(c) for m, c in zip(TIER_MAPS["gsm8k"].models, correct, strict=True)}
         rows.append(Example(key, "gsm8k", text, label_from_outcomes(correct),
-                            "outcome:gsm8k", Outcome("gsm8k", correct)))
+                            "outcome:gsm8k", Outcome("gsm8k", correct, scores)))
         i += 1
     cfg = RouterTrainConfig(out_dir=tmp_path / "router", max_length=16, threads=1,
-                            finetune_layers=0)
+                            finetune_layers=0, model_heads=(("qwen-3-235b", "large"),))
     result = train_router(cfg, progress=lambda _m: None, examples=rows)
     assert result.rows["dev"] >= 12
     loaded = SuccessRouter.load(tmp_path / "router")
-    assert loaded.classify("prove derive theorem").complexity in COMPLEXITY_CLASSES
+    said = loaded.classify("prove derive theorem")
+    assert said.complexity in COMPLEXITY_CLASSES
+    assert set(said.success) == {*TIERS, "qwen-3-235b"}
 
 
 def test_finetuning_the_top_layers_writes_an_encoder_optimum_can_export(tmp_path):
@@ -247,3 +298,16 @@ def test_finetuning_the_top_layers_writes_an_encoder_optimum_can_export(tmp_path
     finetune_encoder(checkpoint, rows[:8], rows[8:], tmp_path / "ft", max_length=16,
                      layers=1, epochs=1, batch_size=4, seed=14, progress=lambda _m: None)
     assert (folder / "model.safetensors").stat().st_mtime_ns != written
+
+
+def test_auxiliary_fine_tuning_targets_are_the_other_models_never_the_tiers():
+    from pickspin.training.finetune import aux_models, aux_targets
+
+    rng = np.random.default_rng(3)
+    rows = [_mmlu_row(i, rng) for i in range(30)]
+    models = aux_models(rows)
+    assert "probe-0" in models and "gemini-1.5-flash-002" in models
+    assert not set(models) & set(TIER_MAPS["mmlu_pro"].models)
+    y, mask = aux_targets(rows, (*models, "absent-model"))
+    assert mask[:, :-1].all() and not mask[:, -1].any()
+    assert y[:, models.index("probe-0")].tolist() == [r.outcome.scores["probe-0"] for r in rows]

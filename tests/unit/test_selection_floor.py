@@ -108,6 +108,16 @@ def test_relevance_from_success_rises_with_tier_and_ability(settings):
     assert relevance(HIGH, weaker, HARD_SUCCESS) < r[0]
 
 
+def test_a_model_with_its_own_success_estimate_is_judged_on_it_not_on_its_tier(settings):
+    qwen = settings.model("qwen-3-235b")
+    own = {**HARD_SUCCESS, "qwen-3-235b": 0.2}
+    assert relevance(HIGH, qwen, own) == pytest.approx(0.2)
+    assert relevance(HIGH, qwen, HARD_SUCCESS) > 0.5  # the tier's, shifted by its offset
+    # a prompt its own head judges it poor at: the floor keeps the large tier's other model
+    d = select(settings, {}, HIGH, profile="balanced", complexity="high", success=own)
+    assert d.chosen.model != "qwen-3-235b"
+
+
 # ---- the gateway's warm substitute ---------------------------------------------------------
 class _Cold:
     def __init__(self) -> None:

@@ -50,7 +50,7 @@ class Exposition:
     def __init__(self, registry: CollectorRegistry, metrics: Sequence[MetricWrapperBase]) -> None:
         self.registry = registry
         self.metrics = tuple(metrics)
-        self._labels: dict[_Key, str] = {}
+        self._labels: dict[_Key, tuple[str, str]] = {}
 
     def render(self) -> bytes:
         try:

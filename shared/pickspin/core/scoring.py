@@ -53,6 +53,8 @@ def relevance(probabilities: Mapping[str, float], model: Model,
               success: Mapping[str, float] | None = None) -> float:
     """R̂(p, L): σ(logit P(tier(L) succeeds) + abilityOffset(L)) when `success` has the
     model's tier, else Σ_k p_k · quality(L, k)."""
+    if success and model.name in success:
+        return min(max(float(success[model.name]), 0.0), 1.0)
     if success and model.tier in success:
         p = min(max(float(success[model.tier]), 1e-6), 1 - 1e-6)
         z = math.log(p / (1 - p)) + model.ability_offset

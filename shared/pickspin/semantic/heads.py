@@ -1,7 +1,9 @@
 """Per-tier success heads on sentence embeddings: P(tier t answers this prompt correctly).
 
 RouteLLM's routers predict a win rate; here one head predicts, for each tier (small, medium,
-large), the chance that the tier's model answers well, from the frozen encoder's embedding.
+large), the chance that the tier's model answers well, from the encoder's embedding, and one
+more per configured model that its tier's stand-ins do not represent (`labels.
+STAND_IN_OVERRIDES`): the chance that *its* stand-in answers, learned on its own outcomes.
 Training targets come from real outcomes (`targets.py`), soft where a source has many models
 per item (MMLU-Pro: item difficulty from the other models, IRT-style). A one-hidden-layer MLP
 (or a linear head) is trained with binary cross-entropy and early stopping on dev; Platt
@@ -26,8 +28,9 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class HeadWeights:
-    """x (n × d) → logits (n × 3): relu(x·W1 + b1)·W2 + b2 (no hidden layer: x·W2 + b2),
-    then Platt scaling a·z + b per tier."""
+    """x (n × d) → logits (n × k): relu(x·W1 + b1)·W2 + b2 (no hidden layer: x·W2 + b2),
+    then Platt scaling a·z + b per output: the tiers first (TIERS order), then the models
+    with their own head (`SuccessConfig.models`)."""
 
     w1: np.ndarray | None
     b1: np.ndarray | None
@@ -43,9 +46,25 @@ class HeadWeights:
         return np.asarray(h @ self.w2 + self.b2, dtype=np.float64)
 
     def success(self, x: np.ndarray) -> np.ndarray:
-        """Calibrated P(success) per tier, n × 3 in TIERS order."""
+        """Calibrated P(success) per output, n × k: the tiers in TIERS order, then models."""
         z = self.logits(x) * self.platt_a + self.platt_b
         return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+    def beside(self, other: HeadWeights) -> HeadWeights:
+        """One head whose outputs are this head's, then `other`'s (both on the same input;
+        hidden layers side by side, so each output sees only its own head's units)."""
+        if (self.w1 is None) != (other.w1 is None):
+            raise ValueError("cannot join a linear head with a hidden-layer head")
+        w1 = b1 = None
+        w2 = np.hstack([self.w2, other.w2])
+        if self.w1 is not None and other.w1 is not None:
+            w1 = np.hstack([self.w1, other.w1])
+            b1 = np.concatenate([self.b1, other.b1])
+            w2 = np.block([[self.w2, np.zeros((self.w2.shape[0], other.w2.shape[1]))],
+                           [np.zeros((other.w2.shape[0], self.w2.shape[1])), other.w2]])
+        return HeadWeights(w1, b1, w2, np.concatenate([self.b2, other.b2]),
+                           np.concatenate([self.platt_a, other.platt_a]),
+                           np.concatenate([self.platt_b, other.platt_b]))
 
     def save(self, path: Path) -> None:
         arrays = {"w2": self.w2, "b2": self.b2, "platt_a": self.platt_a,
@@ -60,8 +79,8 @@ class HeadWeights:
         with np.load(path) as z:
             get = {k: np.asarray(z[k]) for k in z.files}
         w2 = get["w2"]
-        if w2.ndim != 2 or w2.shape[1] != len(TIERS):
-            raise ValueError(f"{path}: head output must have {len(TIERS)} columns")
+        if w2.ndim != 2 or w2.shape[1] < len(TIERS):
+            raise ValueError(f"{path}: head output must have at least {len(TIERS)} columns")
         return cls(get.get("w1"), get.get("b1"), w2, get["b2"], get["platt_a"], get["platt_b"])
 
 
@@ -144,19 +163,20 @@ def fit_heads(x_train: np.ndarray, y_train: np.ndarray, m_train: np.ndarray,
               cfg: HeadConfig | None = None, progress: Progress = print
               ) -> tuple[HeadWeights, list[dict[str, float]]]:
     """Train on (x, soft target y, mask m) with masked BCE; keep the best dev-loss epoch;
-    calibrate with Platt scaling on dev *hard* outcomes where the mask allows."""
+    calibrate with Platt scaling on dev *hard* outcomes where the mask allows. One output
+    per column of y (the tiers, then any models with their own head)."""
     import torch
 
     cfg = cfg or HeadConfig()
     torch.manual_seed(cfg.seed)
-    d = x_train.shape[1]
+    d, k = x_train.shape[1], y_train.shape[1]
     layers: list[Any] = []
     if cfg.hidden:
         layers += [torch.nn.Dropout(cfg.dropout), torch.nn.Linear(d, cfg.hidden),
                    torch.nn.ReLU(), torch.nn.Dropout(cfg.dropout),
-                   torch.nn.Linear(cfg.hidden, len(TIERS))]
+                   torch.nn.Linear(cfg.hidden, k)]
     else:
-        layers += [torch.nn.Linear(d, len(TIERS))]
+        layers += [torch.nn.Linear(d, k)]
     net = torch.nn.Sequential(*layers)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     xt, yt, mt = (torch.from_numpy(a.astype(np.float32)) for a in (x_train, y_train, m_train))
@@ -197,9 +217,9 @@ def fit_heads(x_train: np.ndarray, y_train: np.ndarray, m_train: np.ndarray,
         b1 = linears[0].bias.detach().numpy().copy()
     w2 = linears[-1].weight.detach().numpy().T.copy()
     b2 = linears[-1].bias.detach().numpy().copy()
-    raw = HeadWeights(w1, b1, w2, b2, np.ones(len(TIERS)), np.zeros(len(TIERS)))
+    raw = HeadWeights(w1, b1, w2, b2, np.ones(k), np.zeros(k))
     z = raw.logits(x_dev)
-    ab = [_platt(z[:, t], y_dev[:, t], m_dev[:, t]) for t in range(len(TIERS))]
+    ab = [_platt(z[:, t], y_dev[:, t], m_dev[:, t]) for t in range(k)]
     return HeadWeights(w1, b1, w2, b2, np.array([a for a, _ in ab]),
                        np.array([b for _, b in ab])), history
 

@@ -1,5 +1,8 @@
 """The semantic router on the pretrained encoder: per-tier success probabilities, and the
-complexity class derived from them. Serving: onnxruntime + tokenizers + numpy (no torch).
+complexity class derived from them; plus, for each configured model its tier's stand-ins do
+not represent, that model's own success probability (`Classification.success[<model>]`, which
+R̂ uses instead of the tier's estimate shifted by `abilityOffset`). Serving: onnxruntime +
+tokenizers + numpy (no torch).
 
 A model folder of this kind holds `encoder.onnx` (int8 all-MiniLM-L6-v2), `tokenizer.json`,
 `head.npz` (`heads.HeadWeights`) and `config.json` with `"format": "encoder-heads"`, the
@@ -36,10 +39,17 @@ class SuccessConfig:
     rule: ClassRule = field(default_factory=ClassRule)
     base_model: str = ""
     train: Mapping[str, Any] = field(default_factory=dict)
+    # configured models with their own success head (outputs after the tiers, in this order)
+    models: tuple[str, ...] = ()
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Names of the head's outputs: the tiers, then the models with their own head."""
+        return (*TIERS, *self.models)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "labels": list(COMPLEXITY_CLASSES), "tiers": list(TIERS),
-                "max_length": self.max_length,
+                "models": list(self.models), "max_length": self.max_length,
                 "class_rule": {"low_at": self.rule.low_at, "medium_at": self.rule.medium_at},
                 "base_model": self.base_model, "train": dict(self.train)}
 
@@ -51,7 +61,8 @@ class SuccessConfig:
         rule = data.get("class_rule", {})
         return cls(int(data.get("max_length", 64)),
                    ClassRule(float(rule.get("low_at", 0.5)), float(rule.get("medium_at", 0.5))),
-                   str(data.get("base_model", "")), dict(data.get("train", {})))
+                   str(data.get("base_model", "")), dict(data.get("train", {})),
+                   tuple(str(m) for m in data.get("models", ())))
 
 
 def is_encoder_heads(folder: Path) -> bool:
@@ -83,6 +94,9 @@ class SuccessRouter(Router):
         try:
             config = SuccessConfig.read(folder / CONFIG_FILE)
             head = HeadWeights.load(folder / HEAD_FILE)
+            if head.w2.shape[1] != len(config.outputs):
+                raise ValueError(f"head.npz has {head.w2.shape[1]} outputs, config.json names "
+                                 f"{len(config.outputs)}")
             encoder = OnnxEncoder.load(folder / ENCODER_FILE, folder / TOKENIZER_FILE,
                                        config.max_length, threads)
         except Exception as exc:  # onnxruntime and tokenizers raise their own types
@@ -95,7 +109,8 @@ class SuccessRouter(Router):
         return self._config
 
     def success(self, prompts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
-        """Calibrated P(success) per tier (n × 3, TIERS order) and per-prompt truncation."""
+        """Calibrated P(success) per output (n × k: TIERS order, then `config.models`) and
+        per-prompt truncation."""
         vecs, truncated = self._encoder.embed(prompts)
         return self._head.success(vecs), truncated
 
@@ -109,4 +124,5 @@ class SuccessRouter(Router):
         return Classification.from_probabilities(
             dict(zip(COMPLEXITY_CLASSES, probs.tolist(), strict=True)), self.name,
             truncated=truncated, complexity=cls,
-            success={t: round(float(p), 6) for t, p in zip(TIERS, success, strict=True)})
+            success={t: round(float(p), 6)
+                     for t, p in zip(self._config.outputs, success, strict=True)})

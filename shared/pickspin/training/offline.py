@@ -26,8 +26,16 @@ from pickspin.training.evaluate import (
     routing_quality,
 )
 from pickspin.training.labels import TIER_MAPS, represented_by_tier
-from pickspin.training.pick_replay import PickFigures, replay_pick, router_rows, stand_ins
+from pickspin.training.pick_replay import (
+    FloorChoice,
+    PickFigures,
+    choose_floor,
+    replay_pick,
+    router_rows,
+    stand_ins,
+)
 from pickspin.training.quality import QualityTable, estimate_quality, tier_quality
+from pickspin.training.targets import model_targets
 
 ROUTERS = ("keyword", "semantic", "hybrid")
 Progress = Callable[[str], None]
@@ -60,6 +68,8 @@ class Evaluation:
     pick: Mapping[str, Mapping[str, PickFigures]] = field(default_factory=dict)
     pick_router: str = ""
     stand_ins: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    # the balanced profile's trade-down bound, chosen on dev with the default router
+    floor: FloorChoice | None = None
 
 
 def tier_costs(settings: Settings) -> dict[str, float]:
@@ -78,21 +88,24 @@ def tier_costs(settings: Settings) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class RouterOutput:
-    """One router over rows: class probabilities, classes, and per-tier success (NaN where
-    the router gave none, as keyword rules and the hybrid's keyword-decided rows)."""
+    """One router over rows: class probabilities, classes, and success per tier (then per
+    model with its own head, as `names` says; NaN where the router gave none, as keyword
+    rules)."""
 
     probs: np.ndarray
     classes: list[str]
     success: np.ndarray
+    names: tuple[str, ...] = TIERS
 
     def relevance(self, quality: np.ndarray) -> np.ndarray:
         """n × tiers R̂: the success estimate where there is one, else probs · quality."""
         expected = self.probs @ quality.T
-        return np.where(np.isnan(self.success), expected, self.success)
+        tiers = self.success[:, : len(TIERS)]
+        return np.where(np.isnan(tiers), expected, tiers)
 
     def take(self, idx: Sequence[int]) -> RouterOutput:
         return RouterOutput(self.probs[list(idx)], [self.classes[i] for i in idx],
-                            self.success[list(idx)])
+                            self.success[list(idx)], self.names)
 
 
 def semantic_outputs(rows: Sequence[Example], semantic: Router, progress: Progress,
@@ -101,6 +114,7 @@ def semantic_outputs(rows: Sequence[Example], semantic: Router, progress: Progre
     from pickspin.semantic.success import SuccessRouter
 
     probs, classes, success = [], [], []
+    names = semantic.config.outputs if isinstance(semantic, SuccessRouter) else TIERS
     for i in range(0, len(rows), batch):
         texts = [r.text for r in rows[i : i + batch]]
         if isinstance(semantic, SuccessRouter):
@@ -124,7 +138,7 @@ def semantic_outputs(rows: Sequence[Example], semantic: Router, progress: Progre
         if (i // batch) % 20 == 0:
             progress(f"semantic: {min(i + batch, len(rows))}/{len(rows)} rows")
     return RouterOutput(np.array(probs).reshape(-1, 3), classes,
-                        np.array(success, dtype=float).reshape(-1, 3))
+                        np.array(success, dtype=float).reshape(-1, len(names)), names)
 
 
 def all_outputs(rows: Sequence[Example], semantic: Router, keyword: KeywordRouter,
@@ -148,7 +162,7 @@ def hybrid_of(keyword: Sequence[Classification], sem: RouterOutput, threshold: f
         if decide(k, threshold):  # the class follows the keywords; success stays the model's
             probs[i] = [k.probabilities[c] for c in COMPLEXITY_CLASSES]
             classes[i] = k.complexity
-    return RouterOutput(probs, classes, sem.success.copy())
+    return RouterOutput(probs, classes, sem.success.copy(), sem.names)
 
 
 def _predicted(probs: np.ndarray) -> list[str]:
@@ -232,18 +246,45 @@ def choose_threshold(dev: Sequence[Example], keyword: KeywordRouter, sem: Router
     return max(scores, key=lambda t: (scores[t], recall_ok[t], acc[t], t)), scores
 
 
-def calibration(sem: RouterOutput, rows: Sequence[Example]) -> dict[str, dict[str, float]]:
-    """Brier score and ECE of each tier's success estimate against its real outcome."""
+def _dev_output(settings: Settings, dev: Sequence[Example], keyword: KeywordRouter,
+                sem: RouterOutput) -> RouterOutput:
+    """The default router's output on dev rows (the semantic one's is given)."""
+    mode = settings.routing.mode.value
+    if mode == "semantic":
+        return sem
+    kw = [keyword.classify(e.text) for e in dev]
+    if mode == "hybrid":
+        return hybrid_of(kw, sem, settings.routing.hybrid_threshold)
+    return RouterOutput(np.array([[k.probabilities[c] for c in COMPLEXITY_CLASSES]
+                                  for k in kw]).reshape(-1, 3),
+                        [k.complexity for k in kw], np.full((len(dev), 3), np.nan))
+
+
+def calibration(sem: RouterOutput, rows: Sequence[Example], settings: Settings | None = None
+                ) -> dict[str, dict[str, float]]:
+    """Brier score and ECE of each tier's success estimate against its real outcome; for a
+    model with its own head, against its own stand-in's outcomes (rows where it has one)."""
     if not rows or np.isnan(sem.success).all():
         return {}
     y = _correct(rows)
-    out = {t: {"brier": round(brier(sem.success[:, i], y[:, i]), 4),
-               "ece": round(ece(sem.success[:, i], y[:, i]), 4),
-               "mean_predicted": round(float(sem.success[:, i].mean()), 4),
-               "mean_observed": round(float(y[:, i].mean()), 4)}
-           for i, t in enumerate(TIERS)}
-    out["all"] = {"brier": round(brier(sem.success, y), 4),
-                  "ece": round(ece(sem.success.ravel(), y.ravel()), 4)}
+    p = sem.success[:, : len(TIERS)]
+
+    def figures(pred: np.ndarray, obs: np.ndarray) -> dict[str, float]:
+        return {"brier": round(brier(pred, obs), 4), "ece": round(ece(pred, obs), 4),
+                "mean_predicted": round(float(pred.mean()), 4),
+                "mean_observed": round(float(obs.mean()), 4)}
+
+    out = {t: figures(p[:, i], y[:, i]) for i, t in enumerate(TIERS)}
+    out["all"] = {"brier": round(brier(p, y), 4), "ece": round(ece(p.ravel(), y.ravel()), 4)}
+    extra = [(j, n) for j, n in enumerate(sem.names) if j >= len(TIERS)]
+    if settings is not None and extra:
+        tiers_of = {m.name: m.tier for m in settings.models}
+        named = [(j, n) for j, n in extra if n in tiers_of]
+        y_m, m_m = model_targets(rows, [(n, tiers_of[n]) for _, n in named])
+        for k, (j, name) in enumerate(named):
+            seen = m_m[:, k] > 0
+            if seen.any():
+                out[name] = figures(sem.success[seen, j], y_m[seen, k])
     return out
 
 
@@ -262,6 +303,10 @@ def evaluate(settings: Settings, examples: Sequence[Example], semantic: Router,
     progress(f"dev: {len(dev)} rows with real outcomes (hybrid threshold)")
     dev_sem = semantic_outputs(dev, semantic, progress)
     best_t, t_scores = choose_threshold(dev, keyword, dev_sem, fit_rows, costs)
+    dev_used = _dev_output(settings, dev, keyword, dev_sem)
+    floor = choose_floor(settings, dev, router_rows(dev_used.probs, dev_used.classes,
+                                                    dev_used.success, dev_used.names), seed=seed)
+    progress(f"balanced floor on dev: relevance {floor.relevance:g}")
     progress(f"classifying {len(real)} held-out rows with real outcomes and {len(proxy)} "
              "proxy-labelled rows with each router")
     outputs, share = all_outputs(real, semantic, keyword, threshold, progress)
@@ -276,12 +321,12 @@ def evaluate(settings: Settings, examples: Sequence[Example], semantic: Router,
             **{f"test:{s}": len(_source_rows(real, s)) for s in TIER_MAPS}}
     used = outputs[settings.routing.mode.value]
     progress(f"whole Pick with the {settings.routing.mode.value} router on {len(real)} rows")
-    pick = replay_pick(settings, real, router_rows(used.probs, used.classes, used.success),
-                       seed, progress)
+    pick = replay_pick(settings, real, router_rows(used.probs, used.classes, used.success,
+                                                   used.names), seed, progress)
     return Evaluation(rows, classifier, routing, table, costs, share, classifier_proxy,
                       (common, accuracy([e.label for e in real], [common] * len(real))),
-                      calibration(outputs["semantic"], real), best_t, t_scores, pick,
-                      settings.routing.mode.value, stand_ins(settings))
+                      calibration(outputs["semantic"], real, settings), best_t, t_scores, pick,
+                      settings.routing.mode.value, stand_ins(settings), floor)
 
 
 def summary(ev: Evaluation) -> dict[str, Any]:
@@ -293,6 +338,11 @@ def summary(ev: Evaluation) -> dict[str, Any]:
                               "accuracy": round(ev.most_common[1], 4)},
         "calibration": ev.calibration,
         "hybrid_threshold_chosen_on_dev": ev.hybrid_threshold_on_dev,
+        "floor_chosen_on_dev": None if ev.floor is None else {
+            "profile": ev.floor.profile, "relevance": ev.floor.relevance,
+            "dev": {str(b): {src: {"accuracy": a, "relative_cost": c}
+                             for src, (a, c) in by.items()}
+                    for b, by in ev.floor.dev.items()}},
         "hybrid_dev_mean_apgr": {str(k): round(v, 4) for k, v in ev.hybrid_dev_apgr.items()},
         "classifier": {}, "classifier_proxy_rows": {}, "routing": {}, "quality": ev.quality_table,
         "pick_router": ev.pick_router, "stand_ins": ev.stand_ins,

@@ -21,7 +21,14 @@ import numpy as np
 from pickspin.core.events import ServiceStats
 from pickspin.core.scoring import cost_per_query
 from pickspin.core.selection import select
-from pickspin.core.settings import COMPLEXITY_CLASSES, TIERS, Service, Settings, StrategyName
+from pickspin.core.settings import (
+    COMPLEXITY_CLASSES,
+    TIERS,
+    Service,
+    Settings,
+    StrategyName,
+    TradeDown,
+)
 from pickspin.training.data import Example
 from pickspin.training.labels import TIER_MAPS, is_correct, stand_in
 
@@ -64,11 +71,13 @@ def _outcome(ex: Example, who: str | None) -> bool | None:
 
 
 def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[RouterRow],
-                seed: int = 13, progress: Progress = lambda _m: None
-                ) -> dict[str, dict[str, PickFigures]]:
+                seed: int = 13, progress: Progress = lambda _m: None,
+                profiles: Sequence[str] | None = None) -> dict[str, dict[str, PickFigures]]:
     """source → configuration → figures. Configurations: `<profile>/<strategy>` for every
     profile and strategy, `random-assignment` (uniform over models, no floor),
-    `always-small|medium|large` and `oracle` (the cheapest service that answered)."""
+    `always-small|medium|large` and `oracle` (the cheapest service that answered).
+    `random-assignment` is its expectation (each model with an outcome on the row, equally
+    weighted, at its cheapest service), not one draw."""
     rng = random.Random(seed)
     who = stand_ins(settings)
     cheapest = {m.name: min((s for s in settings.services if s.model == m.name), key=_price)
@@ -79,7 +88,7 @@ def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[Rout
         idx = [i for i, e in enumerate(rows) if e.outcome and e.outcome.source == source]
         if not idx:
             continue
-        acc: dict[str, list[tuple[bool, float, float]]] = {}
+        acc: dict[str, list[tuple[bool, float, float, float]]] = {}
         add = _adder(acc)
         for i in idx:
             ex, r = rows[i], said[i]
@@ -87,15 +96,19 @@ def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[Rout
             usable = [s for s in settings.services if ok[s.model] is not None]
             stats = {s.name: ServiceStats(healthy=False) for s in settings.services
                      if ok[s.model] is None}
-            for profile in settings.profiles:
+            for profile in profiles or settings.profiles:
                 for strategy in STRATEGIES:
                     d = select(settings, stats, r.probabilities, profile=profile,
                                strategy=strategy.value, rng=rng, complexity=r.complexity,
                                success=r.success or None)
                     add(f"{profile}/{strategy.value}", settings.service(d.chosen.service),
                         bool(ok[d.chosen.model]))
-            pick = rng.choice(sorted({s.model for s in usable}))
-            add("random-assignment", cheapest[pick], bool(ok[pick]))
+            # random assignment's expectation: every model with an outcome, equally weighted
+            # (a draw per row would add ±0.01–0.03 of sampling noise on a few hundred rows,
+            # and would shift with every other use of the shared generator)
+            models = sorted({s.model for s in usable})
+            for m in models:
+                add("random-assignment", cheapest[m], bool(ok[m]), 1 / len(models))
             for tier, model in ALWAYS.items():
                 if ok.get(model) is not None:
                     add(f"always-{tier}", cheapest[model], bool(ok[model]))
@@ -105,18 +118,69 @@ def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[Rout
             done += 1
             if done % 200 == 0 or done == total:
                 progress(_bar(done, total))
-        large_cost = float(np.mean([c for _, c, _ in acc["always-large"]]))
-        out[source] = {name: PickFigures(float(np.mean([o for o, _, _ in v])),
-                                         float(np.mean([c for _, c, _ in v])) / large_cost,
-                                         float(np.mean([t for _, _, t in v])), len(v))
-                       for name, v in acc.items()}
+        out[source] = _figures(acc)
     return out
 
 
-def _adder(acc: dict[str, list[tuple[bool, float, float]]]
-           ) -> Callable[[str, Service, bool], None]:
-    def add(name: str, svc: Service, ok: bool) -> None:
-        acc.setdefault(name, []).append((ok, _price(svc), svc.priors.latency_seconds))
+# Trade-down bounds tried for a profile's floor on dev, loosest first (quality's is 0.05).
+FLOOR_GRID = (0.15, 0.12, 0.10, 0.08, 0.06)
+# The share of always-large's cost a profile may spend on dev when its floor is chosen: the
+# issue's budget for balanced is 0.5 on held-out rows; 0.1 is kept for dev → test drift.
+FLOOR_BUDGET = {"balanced": 0.4}
+
+
+@dataclass(frozen=True)
+class FloorChoice:
+    profile: str
+    relevance: float
+    # bound → source → (accuracy, relative cost) of `<profile>/multi-objective` on dev
+    dev: Mapping[float, Mapping[str, tuple[float, float]]]
+
+
+def choose_floor(settings: Settings, dev: Sequence[Example], said: Sequence[RouterRow],
+                 profile: str = "balanced", seed: int = 13) -> FloorChoice:
+    """The profile's trade-down `relevance` bound chosen on dev rows: the best mean accuracy
+    over the sets among the bounds whose relative cost stays within `FLOOR_BUDGET` on every
+    set (none within: the loosest bound). The tier rule (`tiers`) is kept."""
+    budget = FLOOR_BUDGET.get(profile, 1.0)
+    rule = settings.routing.trade_down_for(profile)
+    dev_figures: dict[float, dict[str, tuple[float, float]]] = {}
+    for bound in FLOOR_GRID:
+        tried = _with_floor(settings, profile, rule.tiers, bound)
+        figures = replay_pick(tried, dev, said, seed, profiles=(profile,))
+        dev_figures[bound] = {
+            src: (round(by[f"{profile}/multi-objective"].accuracy, 4),
+                  round(by[f"{profile}/multi-objective"].relative_cost, 4))
+            for src, by in figures.items()}
+    within = [b for b, by in dev_figures.items() if max(c for _, c in by.values()) <= budget]
+    chosen = max(within, key=lambda b: (np.mean([a for a, _ in dev_figures[b].values()]), b)) \
+        if within else FLOOR_GRID[0]
+    return FloorChoice(profile, chosen, dev_figures)
+
+
+def _with_floor(settings: Settings, profile: str, tiers: int, bound: float) -> Settings:
+    rule = TradeDown(tiers=tiers, relevance=bound)
+    routing = settings.routing.model_copy(
+        update={"trade_down": {**settings.routing.trade_down, profile: rule}})
+    return settings.model_copy(update={"routing": routing})
+
+
+def _figures(acc: dict[str, list[tuple[bool, float, float, float]]]) -> dict[str, PickFigures]:
+    """Weighted means per configuration; cost relative to always-large's."""
+    def mean(v: list[tuple[bool, float, float, float]], at: int) -> float:
+        w = np.array([e[3] for e in v])
+        return float(np.dot([float(e[at]) for e in v], w) / w.sum())
+
+    large_cost = mean(acc["always-large"], 1)
+    return {name: PickFigures(mean(v, 0), mean(v, 1) / large_cost, mean(v, 2),
+                              round(sum(e[3] for e in v)))
+            for name, v in acc.items()}
+
+
+def _adder(acc: dict[str, list[tuple[bool, float, float, float]]]
+           ) -> Callable[..., None]:
+    def add(name: str, svc: Service, ok: bool, weight: float = 1.0) -> None:
+        acc.setdefault(name, []).append((ok, _price(svc), svc.priors.latency_seconds, weight))
     return add
 
 
@@ -125,12 +189,13 @@ def _bar(done: int, total: int, width: int = 30) -> str:
     return f"whole Pick [{'#' * filled}{'.' * (width - filled)}] {done}/{total} rows"
 
 
-def router_rows(probs: np.ndarray, classes: Sequence[str], success: np.ndarray
-                ) -> list[RouterRow]:
-    """`offline.RouterOutput` columns → one `RouterRow` per prompt."""
+def router_rows(probs: np.ndarray, classes: Sequence[str], success: np.ndarray,
+                names: Sequence[str] = TIERS) -> list[RouterRow]:
+    """`offline.RouterOutput` columns → one `RouterRow` per prompt; `names` names the success
+    columns (the tiers, then any models with their own head)."""
     out = []
     for p, c, s in zip(probs, classes, success, strict=True):
-        succ = {} if np.isnan(s).any() else {t: float(v) for t, v in zip(TIERS, s, strict=True)}
+        succ = {} if np.isnan(s).any() else {t: float(v) for t, v in zip(names, s, strict=True)}
         out.append(RouterRow(c, {k: float(v) for k, v in zip(COMPLEXITY_CLASSES, p,
                                                                strict=True)}, succ))
     return out

@@ -101,6 +101,16 @@ def markdown(ev: Evaluation) -> str:
             f"{t:g} → {v:.3f}" for t, v in ev.hybrid_dev_apgr.items())
             + f"; chosen {ev.hybrid_threshold_on_dev:g} (ties: every class's dev recall ≥ 0.35, "
             "then dev class accuracy)."]
+    if ev.floor is not None:
+        fl = ev.floor
+        lines += ["", f"Trade-down bound of the `{fl.profile}` profile tried on dev with the "
+                  f"{ev.pick_router} router (`{fl.profile}/multi-objective` accuracy @ cost "
+                  "relative to always-large, per set): " + "; ".join(
+                      f"{b:g} → " + ", ".join(f"{src} {a:.3f} @ {c:.2f}"
+                                              for src, (a, c) in by.items())
+                      for b, by in fl.dev.items())
+                  + f"; best within the dev cost budget: {fl.relevance:g} (what serves is "
+                  "the values file's `routing.tradeDown`)."]
     lines += ["", "Per-class figures are recall. Per benchmark:", "",
               "| benchmark | " + " | ".join(ROUTERS) + " |", "|---|" + "---|" * len(ROUTERS)]
     benches = sorted(ev.classifier["semantic"].per_benchmark)
@@ -153,7 +163,8 @@ def _pick_section(ev: Evaluation) -> list[str]:
                  f"{src}: " + ", ".join(f"{m} → {who or '—'}" for m, who in by.items())
                  for src, by in ev.stand_ins.items()) + ". Services run on their warm "
              "priors; cost per query is relative to always-large (deepseek-r1's cheapest "
-             "service). `random-assignment` picks a model uniformly (no floor); "
+             "service). `random-assignment` is the expectation of picking a model "
+             "uniformly (no floor): every model with an outcome, equally weighted; "
              "`<profile>/random` and `<profile>/latency` are the named strategies under the "
              "profile's floor.", ""]
     for profile in sorted({k.split("/")[0] for by in ev.pick.values() for k in by

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pickspin.training.data import Example
-from pickspin.training.labels import STAND_IN_OVERRIDES, TIER_MAPS, is_correct
+from pickspin.training.labels import STAND_IN_OVERRIDES, TIER_MAPS, is_correct, stand_in
 
 # Sources whose rows carry enough other models for an item-difficulty estimate.
 MIN_OTHER_MODELS = 5
@@ -106,3 +106,21 @@ def soft_targets(rows: Sequence[Example], maps: dict[str, SoftMap],
         if src in maps:
             y[i] = mix * maps[src].predict(ex) + (1 - mix) * y[i]
     return y
+
+
+def model_targets(rows: Sequence[Example], models: Sequence[tuple[str, str]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """n × len(models) outcomes of each (name, tier) model's own stand-in per row
+    (`labels.stand_in`), and the mask: 0 where that source has no stand-in for the model or
+    the stand-in has no outcome for the row."""
+    y = np.zeros((len(rows), len(models)))
+    mask = np.zeros_like(y)
+    for i, ex in enumerate(rows):
+        if ex.outcome is None:
+            continue
+        for j, (name, tier) in enumerate(models):
+            who = stand_in(name, tier, ex.outcome.source)
+            ok = is_correct(ex.outcome.scores.get(who)) if who else None
+            if ok is not None:
+                y[i, j], mask[i, j] = float(ok), 1.0
+    return y, mask
