@@ -55,7 +55,7 @@ def _threshold_rows(keyword_texts: dict[str, str]):
     given for its class."""
     from pickspin.semantic.heads import class_probabilities
     from pickspin.training.data import Example, Outcome, split_of
-    from pickspin.training.offline import RouterOutput
+    from pickspin.training.outputs import RouterOutput
 
     labels = ["low"] * 24 + ["medium"] * 10 + ["high"] * 6
     outcomes = {"low": (True, True, True), "medium": (False, True, True),

@@ -71,7 +71,7 @@ def classify_rows(settings: Settings, data_dir: Path | None = None,
     from pickspin.semantic.runtime import resolve_model_dir
     from pickspin.training.data import load_examples
     from pickspin.training.labels import is_correct
-    from pickspin.training.offline import all_outputs
+    from pickspin.training.outputs import all_outputs
     from pickspin.training.pick_replay import router_rows, stand_ins
 
     folder = model_dir or resolve_model_dir(settings.routing.semantic_model)
