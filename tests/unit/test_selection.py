@@ -56,7 +56,9 @@ def test_quality_and_cost_profiles_choose_differently(settings):
 
 
 def test_decision_carries_runners_up_in_score_order(settings):
-    d = select(settings, {}, HIGH)
+    # `cost` lets every service through its floor (balanced keeps only deepseek-r1's three
+    # services for this prompt: qwen-3-235b's quality on high prompts is 0.11 below)
+    d = select(settings, {}, HIGH, profile="cost")
     scores = [d.chosen.breakdown.score, *(c.breakdown.score for c in d.runners_up)]
     assert scores == sorted(scores, reverse=True)
     assert len(d.runners_up) == 4
@@ -92,8 +94,8 @@ def test_strategies(settings):
     lat = select(settings, {}, HIGH, strategy="latency")
     assert lat.chosen.breakdown.latency_seconds == min(
         c.breakdown.latency_seconds for c in (lat.chosen, *lat.runners_up))
-    picks = {select(settings, {}, HIGH, strategy="random", rng=random.Random(i)).chosen.service
-             for i in range(30)}
+    picks = {select(settings, {}, HIGH, profile="cost", strategy="random",
+                    rng=random.Random(i)).chosen.service for i in range(30)}
     assert len(picks) > 3
 
 
