@@ -96,6 +96,9 @@ class Scaling(_Model):
 class Profile(_Model):
     weights: Weights
     scaling: Scaling = Field(default_factory=Scaling)
+    # -- what Ĉ prices (`pickspin.core.scoring.CostBasis`): `allocated`, the GPU time a
+    #    request occupies; `billed`, the replica-seconds the choice adds to the GPU bill
+    cost_basis: Literal["allocated", "billed"] = "allocated"
 
 
 class Keywords(_Model):

@@ -235,15 +235,15 @@ class Simulation:
         except NoCandidate:
             self.errors += 1
             return
-        plan = cold_plan(self.settings, d.profile, d.chosen, d.runners_up)
+        plan = cold_plan(self.settings, d.profile, d.chosen, d.runners_up, d.overflow)
         self.out.action[i] = plan.action
         if plan.action == "substitute":
             self._wake(plan.chosen.service, plan.limit)
-        self.limits[i] = plan.limit
+        self.limits[i] = plan.last_hold
         if plan.action == "hold" and self.svc[plan.chosen.service].ready == 0:
             self._hold(i, plan.chosen.service, plan.after_timeout, plan.limit)
             return
-        self._dispatch(i, plan.now, plan.limit)
+        self._dispatch(i, plan.now, plan.last_hold)
 
     def _hold(self, i: int, name: str, after: tuple[Candidate, ...], limit: float) -> None:
         """The gateway holds `i` for `name` (counted as pending) until a replica is ready
@@ -262,7 +262,7 @@ class Simulation:
     def _dispatch(self, i: int, order: Sequence[Candidate], limit: float) -> None:
         """To the first candidate with a ready replica. With none (every one cold, or the
         snapshot was stale) no backend answers; the gateway holds the request once more for
-        the first candidate, then gives up."""
+        the first candidate (up to the plan's `last_hold`), then gives up."""
         target = next((c.service for c in order if self.svc[c.service].ready), None)
         if target is None:
             self._hold(i, order[0].service, (), limit)
