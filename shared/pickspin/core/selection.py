@@ -86,13 +86,15 @@ def select(
     rng: random.Random | None = None,
     complexity: str | None = None,
     success: Mapping[str, float] | None = None,
+    pools: Mapping[str, int] | None = None,
 ) -> Decision:
     """Algorithm 2 over healthy services with free capacity (and cold ones to wake),
     optionally one model only.
 
     The profile's trade-down floor (`Routing.trade_down`) then keeps only candidates of a
     tier ≥ class − `tiers` whose R̂ is within `relevance` of the best, while any is left;
-    `complexity` defaults to the most probable class."""
+    `complexity` defaults to the most probable class; `pools` are the profile's warm pools
+    (`warmpool.warm_pools`, computed when not given) for the billed cost basis."""
     profile_name = profile or settings.default_profile
     if profile_name not in settings.profiles:
         raise InvalidRequest(
@@ -123,9 +125,10 @@ def select(
             "no healthy service can take this request"
             + (f" for model {model!r}" if model else "")
         )
-    full = [v for v in healthy if v.warm and v not in candidates]
+    ranked_ids = {id(v) for v in candidates}
+    full = [v for v in healthy if v.warm and id(v) not in ranked_ids]
     chosen_profile = settings.profile(profile_name)
-    billing = Billing(warm_pools(settings, profile_name),
+    billing = Billing(pools if pools is not None else warm_pools(settings, profile_name),
                       chosen_profile.scaling.cooldown_seconds) \
         if chosen_profile.cost_basis == "billed" else None
     scored = score([*candidates, *full], probabilities, chosen_profile.weights,

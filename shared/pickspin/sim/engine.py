@@ -34,6 +34,7 @@ from pickspin.core.policy import PollMemory, ScalingParams, poll, scaling_for
 from pickspin.core.selection import select
 from pickspin.core.settings import COMPLEXITY_CLASSES, Settings
 from pickspin.core.telemetry import Probe, Window, snapshot_of
+from pickspin.core.warmpool import warm_pools
 from pickspin.sim.prompts import PromptRow
 from pickspin.sim.runs import (
     CLUSTER,
@@ -112,6 +113,8 @@ class Simulation:
             self.svc[s.name] = _Service(ServiceTiming.of(s, env.spawn_seconds), params,
                                         PollMemory(0.0))
         self.window = Window(settings, env.telemetry_window_seconds, clock=lambda: self.now)
+        #: the profile's warm pools, as `select` would compute them per request
+        self.pools = warm_pools(settings, config.profile)
         self.snapshot: Mapping[str, ServiceStats] = {}
         self.snapshot_at = 0.0
         self.heap: list[tuple[float, int, int, int, str]] = []
@@ -226,12 +229,13 @@ class Simulation:
                 d = select(self.settings, self.snapshot, row.probabilities,
                            profile=cfg.profile, strategy=cfg.strategy, exclude=exclude,
                            rng=self.rng, complexity=row.complexity,
-                           success=row.success or None)
+                           success=row.success or None, pools=self.pools)
             else:  # the gateway's concrete-model path: no classification, still Spin
                 model = cfg.model if cfg.model != RANDOM_ASSIGNMENT else \
                     self.rng.choice(sorted(row.correct))
                 d = select(self.settings, self.snapshot, EVEN, profile=cfg.profile,
-                           model=model, exclude=exclude, rng=self.rng, complexity="medium")
+                           model=model, exclude=exclude, rng=self.rng, complexity="medium",
+                           pools=self.pools)
         except NoCandidate:
             self.errors += 1
             return
