@@ -84,12 +84,13 @@ HIGHER, LOWER = "qwen-3-235b-vllm", "gemma-3-27b-vllm"
 
 
 def selected(url: str, ask: Ask | None = ASK, sink: str | None = SINK,
-             profile: str = "balanced", chosen_warm: bool = False) -> CloudEvent:
+             profile: str = "balanced", chosen_warm: bool = False,
+             runners: tuple[str, ...] = (LOWER, HIGHER)) -> CloudEvent:
     """A route.selected whose candidates' endpoints are `url/<service>`."""
     data = RouteSelected(request_id="req-1", profile=profile, strategy="multi-objective",
                          complexity="medium", router="keyword",
                          chosen=candidate(url, CHOSEN, chosen_warm),
-                         runners_up=(candidate(url, LOWER, True), candidate(url, HIGHER, True)),
+                         runners_up=tuple(candidate(url, r, True) for r in runners),
                          ask=ask)
     extensions = {} if sink is None else {"pickspinreplyto": sink}
     return make_event(EventType.ROUTE_SELECTED, data, "/s", **extensions)
@@ -248,8 +249,9 @@ async def test_the_answer_goes_to_the_sink_signed_and_the_reply_is_inference_com
 
 async def test_quality_holds_for_the_cold_chosen_service_with_pending_demand(
         responder) -> None:
-    """`quality` holds: the prompt waits for the chosen service, counted in
-    `pickspin_pending_requests` (what activates its ScaledObject), and it answers."""
+    """`quality` holds (no warm model of the chosen tier or above): the prompt waits for the
+    chosen service, counted in `pickspin_pending_requests` (what activates its
+    ScaledObject), and it answers."""
     asked: list[str] = []
     pending_seen: list[float | None] = []
     ready_after = [3]
@@ -267,7 +269,7 @@ async def test_quality_holds_for_the_cold_chosen_service_with_pending_demand(
         return httpx.Response(200 if ready_after[0] <= 0 else 503)
 
     answering, url = responder(backend, lambda r: httpx.Response(202), health)
-    await answering.answer(selected(url, profile="quality"))
+    await answering.answer(selected(url, profile="quality", runners=(LOWER,)))
     assert pending_seen == [1.0, 1.0, 1.0]
     assert asked == ["llama-3-70b"]
     assert answering.metrics.registry.get_sample_value(

@@ -110,6 +110,7 @@ class SelectorFunction(EventFunction):
             router=classified.router,
             chosen=decision.chosen,
             runners_up=decision.runners_up,
+            overflow=decision.overflow,
             elapsed_ms=(time.perf_counter() - start) * 1000,
             ask=classified.ask,  # the broker path: on to the responder
         )

@@ -231,7 +231,8 @@ class Responder:
     def spin(self, selected: RouteSelected) -> list[Candidate]:
         """The order to try candidates in: the profile's plan when the chosen service is at
         zero replicas (`pickspin.core.coldplan`), with real waits, as the gateway executes it."""
-        plan = cold_plan(self.settings, selected.profile, selected.chosen, selected.runners_up)
+        plan = cold_plan(self.settings, selected.profile, selected.chosen, selected.runners_up,
+                         selected.overflow)
         if plan.action == "substitute":
             self.cold.wake(plan.chosen, plan.limit)  # pending demand while a warm one answers
         elif plan.action == "hold" and self.cold.hold(plan.chosen, plan.limit) is None:

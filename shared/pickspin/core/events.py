@@ -108,6 +108,8 @@ class Candidate(_Data):
     endpoint: str
     breakdown: ScoreBreakdown
     warm: bool = True
+    #: warm but without a free slot: a request sent there queues
+    full: bool = False
 
 
 class RouteSelected(_Data):
@@ -118,6 +120,8 @@ class RouteSelected(_Data):
     router: str
     chosen: Candidate
     runners_up: tuple[Candidate, ...] = ()
+    #: warm services outside the floor or full (`selection.Decision.overflow`)
+    overflow: tuple[Candidate, ...] = ()
     elapsed_ms: float = 0.0
     # the broker path only: what the responder asks the chosen backend
     ask: Ask | None = None

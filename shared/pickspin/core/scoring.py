@@ -9,6 +9,12 @@ dearest, clipped to [0, 1] (a cold start or a measured latency beyond the range 
 Cost is compared on a log scale: prices across a matrix span orders of magnitude, and on a
 linear scale the dearest service would squash every other difference to nothing.
 Fixed ranges keep a small latency gap between today's candidates from outweighing R̂.
+
+Ĉ prices one of two things (the profile's `costBasis`): `allocated`, the GPU time the
+request occupies (a slot's share of its replica, whether or not the replica would run
+anyway), or `billed`, what the choice adds to the GPU bill: a ready replica with a free slot
+is already paid for (nearly free: Ĉ = 1), a service at zero bills a whole replica for its
+cold start before it serves anything (the range then reaches the dearest wake of the matrix).
 """
 
 from __future__ import annotations
@@ -39,14 +45,24 @@ class ServiceView:
 
     @property
     def has_capacity(self) -> bool:
-        replicas = self.stats.replicas or 1
+        """A free slot on a replica of a warm service (one still starting counts: a request
+        queues for the scale-up under way). A cold service has none: it serves nothing
+        until its cold start is over (unknown replicas count as one ready)."""
+        if not self.warm:
+            return False
+        ready = self.stats.replicas or 1
         busy = (self.stats.running or 0) + (self.stats.waiting or 0)
-        return busy < replicas * self.service.concurrency
+        return busy < ready * self.service.concurrency
 
     @property
     def eligible(self) -> bool:
-        """Algorithm 2: only healthy services with free capacity are candidates."""
+        """Algorithm 2: healthy, with free capacity now."""
         return self.stats.healthy and self.has_capacity
+
+    @property
+    def wakeable(self) -> bool:
+        """Healthy but cold: a candidate to wake (T̂ pays its cold start), not capacity."""
+        return self.stats.healthy and not self.warm
 
 
 def relevance(probabilities: Mapping[str, float], model: Model,
@@ -74,11 +90,15 @@ class Ranges:
     cost: tuple[float, float]
 
     @classmethod
-    def of(cls, services: Sequence[Service]) -> Ranges:
-        """From the configured matrix: every service's warm prior latency and its cost."""
+    def of(cls, services: Sequence[Service], billing: Billing | None = None) -> Ranges:
+        """From the configured matrix: every service's warm prior latency and its cost
+        (with `billing`: up to the dearest wake plus the request)."""
         lats = [s.priors.latency_seconds for s in services]
         costs = [cost_per_query(s, s.priors.latency_seconds) for s in services]
-        return cls((min(lats), max(lats)), (min(costs), max(costs)))
+        high = max(costs) if billing is None else max(
+            wake_cost(s, billing.cooldown_seconds) + c
+            for s, c in zip(services, costs, strict=True))
+        return cls((min(lats), max(lats)), (min(costs), high))
 
 
 def normalise_fixed(value: float, lo: float, hi: float) -> float:
@@ -112,17 +132,59 @@ def cost_per_query(service: Service, latency_seconds: float) -> float:
     return gpu_dollars_per_second * latency_seconds / service.concurrency
 
 
+def wake_cost(service: Service, cooldown_seconds: float) -> float:
+    """GPU dollars one woken replica bills at least: its start (`coldStartSeconds`) and the
+    cooldown before it may scale to zero again."""
+    return (service.cost_per_gpu_hour * service.gpus / 3600
+            * (service.cold_start_seconds + cooldown_seconds))
+
+
+@dataclass(frozen=True)
+class Billing:
+    """What the `billed` cost basis needs of the profile: replicas its warm pools keep
+    per service (`warmpool.warm_pools`) and its cooldown."""
+
+    pools: Mapping[str, int]
+    cooldown_seconds: float
+
+
+def billed_cost(view: ServiceView, latency_seconds: float, billing: Billing) -> float:
+    """What choosing `view` adds to the GPU bill.
+
+    - a ready replica with a free slot that the warm pool keeps anyway: nothing;
+    - one above the pool, kept up by traffic: its replicas' dollars until the next request
+      would have come anyway, min(1 / rate, cooldown) seconds (nearly nothing at a busy
+      service; a whole cooldown at an idle one);
+    - a service at zero: a whole replica's start and cooldown (`wake_cost`) plus the slot
+      share of the request; starting or full: the slot share (`cost_per_query`)."""
+    stats, svc = view.stats, view.service
+    if view.warm and view.has_capacity:
+        ready = stats.ready_replicas if stats.ready_replicas is not None else 0
+        above = ready - billing.pools.get(svc.name, 0)
+        if above <= 0:
+            return 0.0
+        rate = stats.rate_per_second
+        gap = min(1 / rate, billing.cooldown_seconds) if rate > 0 else billing.cooldown_seconds
+        return above * svc.cost_per_gpu_hour * svc.gpus / 3600 * gap
+    share = cost_per_query(svc, latency_seconds)
+    return share + wake_cost(svc, billing.cooldown_seconds) if stats.replicas == 0 \
+        else share
+
+
 def score(
     views: Sequence[ServiceView], probabilities: Mapping[str, float], weights: Weights,
     ranges: Ranges | None = None, success: Mapping[str, float] | None = None,
+    billing: Billing | None = None,
 ) -> list[ScoreBreakdown]:
     """Eq. 2 for every view; T̂ and Ĉ against `ranges` (default: these views' own priors,
-    which is fixed for a fixed matrix — pass `Ranges.of(settings.services)`)."""
+    which is fixed for a fixed matrix — pass `Ranges.of(settings.services, billing)`); Ĉ
+    prices `billed_cost` when `billing` is given, else `cost_per_query`."""
     if not views:
         return []
-    fixed = ranges or Ranges.of([v.service for v in views])
+    fixed = ranges or Ranges.of([v.service for v in views], billing)
     latencies = [expected_latency(v) for v in views]
-    costs = [cost_per_query(v.service, lat) for v, lat in zip(views, latencies, strict=True)]
+    costs = [billed_cost(v, lat, billing) if billing else cost_per_query(v.service, lat)
+             for v, lat in zip(views, latencies, strict=True)]
     t_hat = [normalise_fixed(v, *fixed.latency) for v in latencies]
     c_hat = [normalise_fixed(*_logs(v, *fixed.cost)) for v in costs]
     out = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pickspin.core.errors import InvalidRequest, ModelNotFound, NoCandidate
 from pickspin.core.events import Candidate, ScoreBreakdown, ServiceStats
-from pickspin.core.scoring import Ranges, ServiceView, score
+from pickspin.core.scoring import Billing, Ranges, ServiceView, score
 from pickspin.core.settings import (
     COMPLEXITY_CLASSES,
     TIERS,
@@ -21,6 +21,7 @@ from pickspin.core.settings import (
     StrategyName,
     TradeDown,
 )
+from pickspin.core.warmpool import warm_pools
 
 Ranked = list[tuple[ServiceView, ScoreBreakdown]]
 Strategy = Callable[[Ranked, random.Random | None], Ranked]
@@ -56,6 +57,9 @@ class Decision:
     strategy: StrategyName
     chosen: Candidate
     runners_up: tuple[Candidate, ...]
+    #: warm services outside the floor or full, free ones first: where the request goes
+    #: rather than waiting for a cold start it cannot get in time (`coldplan.cold_plan`)
+    overflow: tuple[Candidate, ...] = ()
 
 
 # what a service never seen by telemetry is judged on (frozen: one value serves every call)
@@ -82,12 +86,15 @@ def select(
     rng: random.Random | None = None,
     complexity: str | None = None,
     success: Mapping[str, float] | None = None,
+    pools: Mapping[str, int] | None = None,
 ) -> Decision:
-    """Algorithm 2 over healthy services with free capacity, optionally one model only.
+    """Algorithm 2 over healthy services with free capacity (and cold ones to wake),
+    optionally one model only.
 
     The profile's trade-down floor (`Routing.trade_down`) then keeps only candidates of a
     tier ≥ class − `tiers` whose R̂ is within `relevance` of the best, while any is left;
-    `complexity` defaults to the most probable class."""
+    `complexity` defaults to the most probable class; `pools` are the profile's warm pools
+    (`warmpool.warm_pools`, computed when not given) for the billed cost basis."""
     profile_name = profile or settings.default_profile
     if profile_name not in settings.profiles:
         raise InvalidRequest(
@@ -107,27 +114,44 @@ def select(
         if not views:
             raise ModelNotFound(f"the model {model!r} does not exist", param="model")
     allowed = [v for v in views if v.service.name not in exclude]
-    # Algorithm 2 takes healthy services with free capacity; when every healthy one is
-    # full, the request queues at one of them rather than failing (the demand it adds is
-    # what scales the service out).
-    candidates = ([v for v in allowed if v.eligible]
-                  or [v for v in allowed if v.stats.healthy])
+    # Algorithm 2 takes healthy services with free capacity, and cold ones to wake (T̂ and
+    # Ĉ pay their start; a cold service is not capacity: `coldplan` serves the request
+    # elsewhere meanwhile). When every healthy one is full, the request queues at one of
+    # them rather than failing (the demand it adds is what scales the service out).
+    healthy = [v for v in allowed if v.stats.healthy]
+    candidates = [v for v in healthy if v.eligible or v.wakeable] or healthy
     if not candidates:
         raise NoCandidate(
             "no healthy service can take this request"
             + (f" for model {model!r}" if model else "")
         )
-    weights = settings.profile(profile_name).weights
-    scored = score(candidates, probabilities, weights, Ranges.of(settings.services), success)
-    best = max(b.relevance for b in scored)
-    ranked = list(zip(candidates, scored, strict=True))
+    ranked_ids = {id(v) for v in candidates}
+    full = [v for v in healthy if v.warm and id(v) not in ranked_ids]
+    chosen_profile = settings.profile(profile_name)
+    billing = Billing(pools if pools is not None else warm_pools(settings, profile_name),
+                      chosen_profile.scaling.cooldown_seconds) \
+        if chosen_profile.cost_basis == "billed" else None
+    scored = score([*candidates, *full], probabilities, chosen_profile.weights,
+                   Ranges.of(settings.services, billing), success, billing)
+    best = max(b.relevance for b in scored[: len(candidates)])
+    everything = list(zip([*candidates, *full], scored, strict=True))
+    ranked = everything[: len(candidates)]
     if model is None:
         ranked = within_floor(ranked, settings.routing.trade_down_for(profile_name),
                               complexity or _most_probable(probabilities), best)
     ordered = STRATEGIES[strategy_name](ranked, rng)
     # only the candidates the decision carries are built (the rest cost time, not routes)
     picked = [_candidate(view, breakdown, best) for view, breakdown in ordered[: 1 + RUNNERS_UP]]
-    return Decision(profile_name, strategy_name, picked[0], tuple(picked[1:]))
+    return Decision(profile_name, strategy_name, picked[0], tuple(picked[1:]),
+                    _overflow(everything, {c.service for c in picked}, best))
+
+
+def _overflow(everything: Ranked, taken: set[str], best: float) -> tuple[Candidate, ...]:
+    """Warm services the decision does not carry yet, those with a free slot first, each
+    group by Eq. 2 score: where a request goes rather than waiting for a cold start."""
+    warm = [(v, b) for v, b in everything if v.warm and v.service.name not in taken]
+    warm.sort(key=lambda vb: (not vb[0].has_capacity, -vb[1].score))
+    return tuple(_candidate(v, b, best) for v, b in warm[:RUNNERS_UP])
 
 
 def within_floor(ranked: Ranked, rule: TradeDown, complexity: str, best: float) -> Ranked:
@@ -158,4 +182,5 @@ def _candidate(view: ServiceView, breakdown: ScoreBreakdown, best: float) -> Can
         endpoint=view.service.endpoint,
         breakdown=breakdown.model_copy(update={"relevance_gap": _gap(best, breakdown)}),
         warm=view.warm,
+        full=view.warm and not view.has_capacity,
     )

@@ -96,6 +96,9 @@ class Scaling(_Model):
 class Profile(_Model):
     weights: Weights
     scaling: Scaling = Field(default_factory=Scaling)
+    # -- what Ĉ prices (`pickspin.core.scoring.CostBasis`): `allocated`, the GPU time a
+    #    request occupies; `billed`, the replica-seconds the choice adds to the GPU bill
+    cost_basis: Literal["allocated", "billed"] = "allocated"
 
 
 class Keywords(_Model):
@@ -117,7 +120,7 @@ class TradeDown(_Model):
 
 def _default_trade_down() -> dict[str, TradeDown]:
     return {"quality": TradeDown(tiers=1, relevance=0.05),
-            "balanced": TradeDown(tiers=1, relevance=0.15),
+            "balanced": TradeDown(tiers=1, relevance=0.10),
             "cost": TradeDown(tiers=2, relevance=0.30),
             "speed": TradeDown(tiers=2, relevance=0.30)}
 

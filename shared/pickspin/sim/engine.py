@@ -34,6 +34,7 @@ from pickspin.core.policy import PollMemory, ScalingParams, poll, scaling_for
 from pickspin.core.selection import select
 from pickspin.core.settings import COMPLEXITY_CLASSES, Settings
 from pickspin.core.telemetry import Probe, Window, snapshot_of
+from pickspin.core.warmpool import warm_pools
 from pickspin.sim.prompts import PromptRow
 from pickspin.sim.runs import (
     CLUSTER,
@@ -112,6 +113,8 @@ class Simulation:
             self.svc[s.name] = _Service(ServiceTiming.of(s, env.spawn_seconds), params,
                                         PollMemory(0.0))
         self.window = Window(settings, env.telemetry_window_seconds, clock=lambda: self.now)
+        #: the profile's warm pools, as `select` would compute them per request
+        self.pools = warm_pools(settings, config.profile)
         self.snapshot: Mapping[str, ServiceStats] = {}
         self.snapshot_at = 0.0
         self.heap: list[tuple[float, int, int, int, str]] = []
@@ -226,24 +229,25 @@ class Simulation:
                 d = select(self.settings, self.snapshot, row.probabilities,
                            profile=cfg.profile, strategy=cfg.strategy, exclude=exclude,
                            rng=self.rng, complexity=row.complexity,
-                           success=row.success or None)
+                           success=row.success or None, pools=self.pools)
             else:  # the gateway's concrete-model path: no classification, still Spin
                 model = cfg.model if cfg.model != RANDOM_ASSIGNMENT else \
                     self.rng.choice(sorted(row.correct))
                 d = select(self.settings, self.snapshot, EVEN, profile=cfg.profile,
-                           model=model, exclude=exclude, rng=self.rng, complexity="medium")
+                           model=model, exclude=exclude, rng=self.rng, complexity="medium",
+                           pools=self.pools)
         except NoCandidate:
             self.errors += 1
             return
-        plan = cold_plan(self.settings, d.profile, d.chosen, d.runners_up)
+        plan = cold_plan(self.settings, d.profile, d.chosen, d.runners_up, d.overflow)
         self.out.action[i] = plan.action
         if plan.action == "substitute":
             self._wake(plan.chosen.service, plan.limit)
-        self.limits[i] = plan.limit
+        self.limits[i] = plan.last_hold
         if plan.action == "hold" and self.svc[plan.chosen.service].ready == 0:
             self._hold(i, plan.chosen.service, plan.after_timeout, plan.limit)
             return
-        self._dispatch(i, plan.now, plan.limit)
+        self._dispatch(i, plan.now, plan.last_hold)
 
     def _hold(self, i: int, name: str, after: tuple[Candidate, ...], limit: float) -> None:
         """The gateway holds `i` for `name` (counted as pending) until a replica is ready
@@ -262,7 +266,7 @@ class Simulation:
     def _dispatch(self, i: int, order: Sequence[Candidate], limit: float) -> None:
         """To the first candidate with a ready replica. With none (every one cold, or the
         snapshot was stale) no backend answers; the gateway holds the request once more for
-        the first candidate, then gives up."""
+        the first candidate (up to the plan's `last_hold`), then gives up."""
         target = next((c.service for c in order if self.svc[c.service].ready), None)
         if target is None:
             self._hold(i, order[0].service, (), limit)

@@ -38,8 +38,9 @@ ASSUMPTIONS = (
     "Pick: `selection.select` on a telemetry snapshot at most {tick:g} s old "
     "(`telemetry.Window` of {tw:g} s, replicas and readiness from the scaler), then "
     "`coldplan.cold_plan`; a request goes to the first candidate in the plan's order with a "
-    "ready replica; with none it is held for the first once more (up to the profile's "
-    "maxColdWaitSeconds) and fails after that. {overhead:.0f} ms of gateway time per request.",
+    "ready replica (a full one queues it); with none it is held for the first once more (up "
+    "to the plan's last_hold: the profile's maxColdWaitSeconds, or the whole cold start + "
+    "30 s when longer) and fails after that. {overhead:.0f} ms of gateway time per request.",
     "Accuracy: the real outcome of the stand-in of the model that answered (held-out rows "
     "with real outcomes, `semantic.labels.stand_in`); a failed request counts as wrong. A "
     "model without an outcome on a row's source is never chosen for that row.",

@@ -29,7 +29,7 @@ from pickspin.apps.gateway.metrics import GatewayMetrics
 from pickspin.apps.gateway.openai_request import AUTO_MODEL, ParsedRequest, parse, read_body
 from pickspin.apps.gateway.pick import PROFILE_PREFIX, Picker
 from pickspin.apps.gateway.proxy import UNREACHED, BackendProxy
-from pickspin.core.coldplan import cold_plan
+from pickspin.core.coldplan import cold_plan, last_hold_seconds
 from pickspin.core.errors import BackendFailed
 from pickspin.core.events import Candidate, RouteSelected
 from pickspin.core.settings import Settings
@@ -137,7 +137,7 @@ class Gateway:
         pick = await self.picker.pick(request_id, parsed, headers)
         sel = pick.selected
         if sel.chosen.warm:
-            candidates, cold = [sel.chosen, *sel.runners_up], ColdOutcome()
+            candidates, cold = [sel.chosen, *sel.runners_up, *sel.overflow], ColdOutcome()
         else:  # may hold for a cold start (blocking, bounded): off the event loop
             candidates, cold = await asyncio.to_thread(self._spin, sel)
         try:
@@ -148,7 +148,7 @@ class Gateway:
             # answered at all, so wait for the chosen one as for a cold start, then retry
             if not exc.reasons or not set(exc.reasons) <= UNREACHED or cold.timed_out:
                 raise
-            limit = self.settings.profile(sel.profile).scaling.max_cold_wait_seconds
+            limit = last_hold_seconds(self.settings, sel.profile, candidates[0].service)
             if await asyncio.to_thread(self.cold.hold, candidates[0], limit) is None:
                 raise
             upstream = await self.proxy.forward(kind, parsed.body, candidates, started,
@@ -196,7 +196,7 @@ class Gateway:
     def _spin(self, sel: RouteSelected) -> tuple[list[Candidate], ColdOutcome]:
         """The order to try candidates in, when the best one is at zero replicas: the
         profile's plan (`pickspin.core.coldplan`), executed with real waits."""
-        plan = cold_plan(self.settings, sel.profile, sel.chosen, sel.runners_up)
+        plan = cold_plan(self.settings, sel.profile, sel.chosen, sel.runners_up, sel.overflow)
         chosen = plan.chosen
         if plan.action == "none":
             return list(plan.now), ColdOutcome()

@@ -1,0 +1,49 @@
+"""Ĉ on the `billed` basis prices what the GPU bill charges for a choice: a warm replica with
+a free slot that the warm pool keeps anyway is free, a replica above the pool costs the gap
+to the next request, waking a service costs a whole replica's start and cooldown."""
+
+from __future__ import annotations
+
+import pytest
+
+from pickspin.core.events import ServiceStats
+from pickspin.core.scoring import Billing, Ranges, ServiceView, billed_cost, score, wake_cost
+
+HIGH = {"low": 0.03, "medium": 0.12, "high": 0.85}
+
+
+def _view(settings, name: str, **stats) -> ServiceView:
+    svc = settings.service(name)
+    return ServiceView(svc, settings.model(svc.model), ServiceStats(**stats))
+
+
+def test_billed_cost_follows_the_replica_seconds_a_choice_adds(settings):
+    billing = Billing({"deepseek-r1-trtllm": 1}, cooldown_seconds=300)
+    pooled = _view(settings, "deepseek-r1-trtllm", replicas=1, ready_replicas=1, running=3)
+    assert billed_cost(pooled, 4.7, billing) == 0.0
+    svc = settings.service("llama-3-70b-tgi")
+    per_second = svc.cost_per_gpu_hour * svc.gpus / 3600
+    busy = _view(settings, svc.name, replicas=1, ready_replicas=1, rate_per_second=2.0)
+    idle = _view(settings, svc.name, replicas=1, ready_replicas=1, rate_per_second=0.0)
+    assert billed_cost(busy, 4.9, billing) == pytest.approx(per_second * 0.5)
+    assert billed_cost(idle, 4.9, billing) == pytest.approx(per_second * 300)
+    cold = _view(settings, svc.name, replicas=0)
+    assert wake_cost(svc, 300) == pytest.approx(per_second * (svc.cold_start_seconds + 300))
+    assert billed_cost(cold, 4.9, billing) > wake_cost(svc, 300)
+
+
+def test_on_the_billed_basis_the_warm_pool_is_cheaper_than_a_smaller_cold_model(settings):
+    billing = Billing({"deepseek-r1-trtllm": 1}, cooldown_seconds=300)
+    views = [_view(settings, "deepseek-r1-trtllm", replicas=1, ready_replicas=1),
+             _view(settings, "llama-3-70b-tgi", replicas=0)]
+    weights = settings.profile("balanced").weights
+    allocated = score(views, HIGH, weights, Ranges.of(settings.services))
+    billed = score(views, HIGH, weights, Ranges.of(settings.services, billing), None, billing)
+    assert billed[0].cost == 1.0 and billed[1].cost < 0.5
+    # the GPU time a request occupies says the opposite: 2 GPUs are cheaper than 8
+    assert allocated[0].cost_per_query > allocated[1].cost_per_query / 50
+
+
+def test_the_profile_chooses_the_basis(settings):
+    assert {p: settings.profile(p).cost_basis for p in settings.profiles}["quality"] \
+        == "allocated"
