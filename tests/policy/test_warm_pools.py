@@ -24,9 +24,9 @@ def with_scaling(settings: Settings, profile: str, **update: object) -> Settings
     return settings.model_copy(update={"profiles": {**settings.profiles, profile: changed}})
 
 
-def test_the_default_profile_keeps_one_large_service_warm() -> None:
+def test_the_default_profile_keeps_one_small_service_warm() -> None:
     pools = warm_pools(SETTINGS, "balanced")
-    assert {n: k for n, k in pools.items() if k} == {"deepseek-r1-trtllm": 1}
+    assert {n: k for n, k in pools.items() if k} == {"gemma-3-27b-trtllm": 1}
     assert set(pools) == {s.name for s in SETTINGS.services}
 
 

@@ -78,7 +78,7 @@ def test_warm_pools_are_ready_at_the_start_and_cost_while_idle(settings, rows):
     r = simulate(settings, Config("pickspin/balanced", "balanced"),
                  Trace(np.array([3600.0]), (low,)), rows, CLUSTER)
     pools = {n for n, k in warm_pools(settings, "balanced").items() if k}
-    assert pools == {warm_order(settings, "large")[0].name}  # one warm large service
+    assert pools == {warm_order(settings, "small")[0].name}  # one warm small service
     assert {n for n, sec in r.replica_seconds.items() if sec >= 3600} == pools
     assert not r.outcome.cold_wait[0]
 

@@ -120,7 +120,7 @@ class TradeDown(_Model):
 
 def _default_trade_down() -> dict[str, TradeDown]:
     return {"quality": TradeDown(tiers=1, relevance=0.05),
-            "balanced": TradeDown(tiers=1, relevance=0.10),
+            "balanced": TradeDown(tiers=1, relevance=0.15),
             "cost": TradeDown(tiers=2, relevance=0.30),
             "speed": TradeDown(tiers=2, relevance=0.30)}
 
