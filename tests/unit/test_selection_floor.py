@@ -34,6 +34,21 @@ def test_a_high_prompt_never_goes_to_the_small_tier_while_a_larger_one_is_health
         d = select(settings, stats, HIGH, profile=profile, complexity="high", success=success)
         assert _tier(settings, d.chosen) != "small", (profile, sorted(stats))
         assert all(_tier(settings, c) != "small" for c in d.runners_up)
+        # nor through the warm services a burst may spill over to (the cold plan's overflow)
+        assert all(_tier(settings, c) != "small" for c in d.overflow), (profile, d.overflow)
+
+
+@pytest.mark.parametrize("profile", ["quality", "balanced"])
+def test_a_burst_spills_a_high_prompt_over_to_no_small_service(settings, profile):
+    # the large tier warm but full, the small tier warm with free slots: the overflow the
+    # cold plan serves a burst from holds no small-tier service for a high prompt
+    stats = {s.name: (ServiceStats(replicas=1, ready_replicas=1, running=10_000)
+                      if settings.model(s.model).tier != "small"
+                      else ServiceStats(replicas=1, ready_replicas=1, running=0))
+             for s in settings.services}
+    d = select(settings, stats, HIGH, profile=profile, complexity="high", success=HARD_SUCCESS)
+    assert d.overflow or d.runners_up
+    assert all(_tier(settings, c) != "small" for c in (d.chosen, *d.runners_up, *d.overflow))
 
 
 def test_with_only_the_small_tier_healthy_the_request_is_still_served(settings):

@@ -136,33 +136,53 @@ def select(
     best = max(b.relevance for b in scored[: len(candidates)])
     everything = list(zip([*candidates, *full], scored, strict=True))
     ranked = everything[: len(candidates)]
+    lowest = 0  # the lowest tier the request may go to, overflow included
     if model is None:
-        ranked = within_floor(ranked, settings.routing.trade_down_for(profile_name),
-                              complexity or _most_probable(probabilities), best)
+        rule = settings.routing.trade_down_for(profile_name)
+        complexity = complexity or _most_probable(probabilities)
+        lowest = lowest_tier(rule, complexity)
+        in_floor = within_floor(ranked, rule, complexity, best, strict=True)
+        # nothing the floor allows has a free slot (a burst): queue at a full warm service of
+        # an allowed tier rather than send the prompt below the floor; only when there is
+        # none either is the request served by what is free (its relevance_gap says so)
+        full_in_floor = [(v, b) for v, b in everything[len(candidates):]
+                         if TIERS.index(v.model.tier) >= lowest]
+        ranked = in_floor or full_in_floor or ranked
     ordered = STRATEGIES[strategy_name](ranked, rng)
     # only the candidates the decision carries are built (the rest cost time, not routes)
     picked = [_candidate(view, breakdown, best) for view, breakdown in ordered[: 1 + RUNNERS_UP]]
     return Decision(profile_name, strategy_name, picked[0], tuple(picked[1:]),
-                    _overflow(everything, {c.service for c in picked}, best))
+                    _overflow(everything, {c.service for c in picked}, best, lowest))
 
 
-def _overflow(everything: Ranked, taken: set[str], best: float) -> tuple[Candidate, ...]:
-    """Warm services the decision does not carry yet, those with a free slot first, each
-    group by Eq. 2 score: where a request goes rather than waiting for a cold start."""
-    warm = [(v, b) for v, b in everything if v.warm and v.service.name not in taken]
+def _overflow(everything: Ranked, taken: set[str], best: float,
+              lowest: int) -> tuple[Candidate, ...]:
+    """Warm services the decision does not carry yet, of a tier the request may go to (the
+    floor's tier rule: a high prompt spills over to no small model under quality and
+    balanced), those with a free slot first, each group by Eq. 2 score: where a request goes
+    rather than waiting for a cold start."""
+    warm = [(v, b) for v, b in everything if v.warm and v.service.name not in taken
+            and TIERS.index(v.model.tier) >= lowest]
     warm.sort(key=lambda vb: (not vb[0].has_capacity, -vb[1].score))
     return tuple(_candidate(v, b, best) for v, b in warm[:RUNNERS_UP])
 
 
-def within_floor(ranked: Ranked, rule: TradeDown, complexity: str, best: float) -> Ranked:
+def within_floor(ranked: Ranked, rule: TradeDown, complexity: str, best: float, *,
+                 strict: bool = False) -> Ranked:
     """The candidates the profile's floor allows; all of them when none is allowed (the
-    request is still served, and its breakdown's `relevance_gap` shows what was lost);
-    `best` is the best R̂ among all the candidates."""
-    lowest = max(0, COMPLEXITY_CLASSES.index(complexity) - rule.tiers) \
-        if complexity in COMPLEXITY_CLASSES else 0
+    request is still served, and its breakdown's `relevance_gap` shows what was lost), or
+    none with `strict`; `best` is the best R̂ among all the candidates."""
+    lowest = lowest_tier(rule, complexity)
     kept = [(v, b) for v, b in ranked if TIERS.index(v.model.tier) >= lowest
             and _gap(best, b) <= rule.relevance + 1e-9]
-    return kept or ranked
+    return kept if strict else kept or ranked
+
+
+def lowest_tier(rule: TradeDown, complexity: str) -> int:
+    """The index in TIERS of the lowest tier a prompt of `complexity` may go to: its class
+    (low 0, medium 1, high 2) less the profile's `tiers`."""
+    return max(0, COMPLEXITY_CLASSES.index(complexity) - rule.tiers) \
+        if complexity in COMPLEXITY_CLASSES else 0
 
 
 def _most_probable(probabilities: Mapping[str, float]) -> str:
