@@ -3,7 +3,7 @@ each classified once by the configured router and cached.
 
 A row carries what the router said of the prompt (class, class probabilities, per-tier
 success) and, per configured model, the real outcome of the labelled model that stands in
-for it on the row's source (`semantic.labels.stand_in`, as in `semantic.pick_replay`). A
+for it on the row's source (`training.labels.stand_in`, as in `training.pick_replay`). A
 model without a stand-in on a source has no outcome there; the simulator never routes such a
 row to it. The cache is keyed by everything the rows depend on (router files, benchmark
 files, routing settings and the models), so a stale cache is never read.

@@ -42,7 +42,7 @@ ASSUMPTIONS = (
     "to the plan's last_hold: the profile's maxColdWaitSeconds, or the whole cold start + "
     "30 s when longer) and fails after that. {overhead:.0f} ms of gateway time per request.",
     "Accuracy: the real outcome of the stand-in of the model that answered (held-out rows "
-    "with real outcomes, `semantic.labels.stand_in`); a failed request counts as wrong. A "
+    "with real outcomes, `training.labels.stand_in`); a failed request counts as wrong. A "
     "model without an outcome on a row's source is never chosen for that row.",
 )
 
