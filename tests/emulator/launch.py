@@ -29,8 +29,6 @@ def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-
-
 def start_emulator(
     service: str,
     port: int | None = None,

@@ -66,7 +66,7 @@ def test_the_gateway_serves_a_burst_from_warm_services_and_wakes_the_cold_choice
                         runners_up=d.runners_up, overflow=d.overflow)
     cold = _Cold()
     gw = Gateway(settings, Wiring("http://127.0.0.1:9", "http://127.0.0.1:9"), cold=cold)  # type: ignore[arg-type]
-    order, outcome = gw._spin(sel)
+    order, outcome = gw._spin(gw._plan(sel))
     assert outcome.action == "substitute" and cold.held == []
     assert cold.woken == [d.chosen.service]
     assert [c.service for c in order[:2]] == ["llama-3-70b-trtllm", "deepseek-r1-trtllm"]

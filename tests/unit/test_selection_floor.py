@@ -167,9 +167,9 @@ def test_a_warm_substitute_comes_only_from_the_same_or_a_higher_tier(settings):
     large = _candidate(settings, "qwen-3-235b", warm=False)
     small = _candidate(settings, "gemma-3-27b", warm=True)
     other_large = _candidate(settings, "deepseek-r1", warm=True)
-    order, outcome = gw._spin(_selected(large, small, other_large))
+    order, outcome = gw._spin(gw._plan(_selected(large, small, other_large)))
     assert outcome.action == "substitute" and order[0] == other_large
     assert order.index(small) > order.index(large)
     # only a smaller warm model: the request is held for the cold one instead
-    order, outcome = gw._spin(_selected(large, small))
+    order, outcome = gw._spin(gw._plan(_selected(large, small)))
     assert outcome.action == "hold" and order[0] == large and cold.held == [large.service]

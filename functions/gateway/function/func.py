@@ -100,10 +100,7 @@ class GatewayFunction(StarletteFunction):
         if self.gateway is None:
             return
         self.gateway.close()
-        try:  # func-python stops the function on its event loop: release the pools there
-            self._closing = asyncio.get_running_loop().create_task(self.gateway.aclose())
-        except RuntimeError:  # stopped outside any loop (a test): nothing is left pending
-            asyncio.run(self.gateway.aclose())
+        self.release(self.gateway.aclose)
 
 
 def new() -> GatewayFunction:

@@ -12,7 +12,6 @@ demand and pending requests the ScaledObjects read) are served on a port of thei
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Mapping
 from wsgiref.simple_server import WSGIServer
@@ -47,7 +46,6 @@ class ResponderFunction(EventFunction):
     responder: Responder | None = None
     metrics_server: tuple[WSGIServer, threading.Thread] | None = None
     #: the release of the backend connections, started on the loop by `stop`
-    _closing: asyncio.Task[None] | None = None
 
     def create_handlers(self, settings: Settings,
                         cfg: Mapping[str, str]) -> Mapping[EventType, EventHandler]:
@@ -73,10 +71,7 @@ class ResponderFunction(EventFunction):
         if self.responder is None:
             return
         self.responder.close()
-        try:  # func-python stops the function on its event loop: release the pool there
-            self._closing = asyncio.get_running_loop().create_task(self.responder.aclose())
-        except RuntimeError:  # stopped outside any loop (a test): nothing is left pending
-            asyncio.run(self.responder.aclose())
+        self.release(self.responder.aclose)
 
 
 def new() -> ResponderFunction:

@@ -17,11 +17,12 @@ The gateway is an HTTP function with a Starlette app inside (`pickspin.adapters.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import prometheus_client
@@ -60,6 +61,7 @@ class Function(ABC):
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
         self.started = False
+        self._closing: asyncio.Task[None] | None = None  # `release` on the loop, kept alive
 
     @abstractmethod
     def setup(self, settings: Settings, cfg: Mapping[str, str]) -> None:
@@ -90,6 +92,15 @@ class Function(ABC):
     def stop(self) -> None:
         """Stop taking requests; subclasses extend to release what `setup` took."""
         self.started = False
+
+    def release(self, aclose: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Release pools that belong to the event loop (aiohttp sessions): func-python stops
+        the function on its loop, so the release is a task there; stopped outside any loop
+        (a test), it runs at once."""
+        try:
+            self._closing = asyncio.get_running_loop().create_task(aclose())
+        except RuntimeError:
+            asyncio.run(aclose())
 
     def alive(self) -> bool:
         return True

@@ -46,7 +46,7 @@ from pickspin.adapters.cehttp import EventClient
 from pickspin.apps.gateway.coldstart import ColdStarts
 from pickspin.apps.gateway.metrics import GatewayMetrics
 from pickspin.apps.gateway.proxy import BackendProxy, Upstream
-from pickspin.core.coldplan import cold_plan
+from pickspin.core.coldplan import ColdPlan, cold_plan
 from pickspin.core.errors import InvalidEvent, PickspinError
 from pickspin.core.events import (
     AnswerError,
@@ -199,7 +199,10 @@ class Responder:
                                "only prompts that entered through the Broker with a "
                                "pickspinreplyto sink")
         started = self.clock()
-        candidates = await asyncio.to_thread(self.spin, selected)  # a hold waits
+        plan = cold_plan(self.settings, selected.profile, selected.chosen, selected.runners_up,
+                         selected.overflow)
+        candidates = list(plan.now) if plan.action == "none" else \
+            await asyncio.to_thread(self.spin, selected.request_id, plan)  # a hold waits
         upstream = await self.proxy.forward("chat", chat_body(selected.ask), candidates,
                                             started, self._inflight)  # BackendFailed: 502
         latency = self.clock() - started
@@ -228,16 +231,14 @@ class Responder:
             raise
         return reply
 
-    def spin(self, selected: RouteSelected) -> list[Candidate]:
-        """The order to try candidates in: the profile's plan when the chosen service is at
-        zero replicas (`pickspin.core.coldplan`), with real waits, as the gateway executes it."""
-        plan = cold_plan(self.settings, selected.profile, selected.chosen, selected.runners_up,
-                         selected.overflow)
+    def spin(self, request_id: str, plan: ColdPlan) -> list[Candidate]:
+        """A plan for a cold choice (`pickspin.core.coldplan`) executed with real waits, as the
+        gateway executes it: the order to try candidates in."""
         if plan.action == "substitute":
             self.cold.wake(plan.chosen, plan.limit)  # pending demand while a warm one answers
         elif plan.action == "hold" and self.cold.hold(plan.chosen, plan.limit) is None:
             log.warning("request %s: %s not ready within %.0f s; trying the others",
-                        selected.request_id, plan.chosen.service, plan.limit)
+                        request_id, plan.chosen.service, plan.limit)
             return list(plan.after_timeout)
         return list(plan.now)
 

@@ -29,7 +29,7 @@ from pickspin.apps.gateway.metrics import GatewayMetrics
 from pickspin.apps.gateway.openai_request import AUTO_MODEL, ParsedRequest, parse, read_body
 from pickspin.apps.gateway.pick import PROFILE_PREFIX, Picker
 from pickspin.apps.gateway.proxy import UNREACHED, BackendProxy
-from pickspin.core.coldplan import cold_plan, last_hold_seconds
+from pickspin.core.coldplan import ColdPlan, cold_plan, last_hold_seconds
 from pickspin.core.errors import BackendFailed
 from pickspin.core.events import Candidate, RouteSelected
 from pickspin.core.settings import Settings
@@ -136,10 +136,11 @@ class Gateway:
                      request_id: str, started: float, headers: Mapping[str, str]) -> Response:
         pick = await self.picker.pick(request_id, parsed, headers)
         sel = pick.selected
-        if sel.chosen.warm:
-            candidates, cold = [sel.chosen, *sel.runners_up, *sel.overflow], ColdOutcome()
-        else:  # may hold for a cold start (blocking, bounded): off the event loop
-            candidates, cold = await asyncio.to_thread(self._spin, sel)
+        plan = self._plan(sel)
+        if plan.action == "none":
+            candidates, cold = list(plan.now), ColdOutcome()
+        else:  # wakes or holds for a cold start (blocking, bounded): off the event loop
+            candidates, cold = await asyncio.to_thread(self._spin, plan)
         try:
             upstream = await self.proxy.forward(kind, parsed.body, candidates, started,
                                                 self._inflight)
@@ -193,10 +194,13 @@ class Gateway:
             bound = f"{self.settings.routing.trade_down_for(profile).relevance:.2f}"
         return bound
 
-    def _spin(self, sel: RouteSelected) -> tuple[list[Candidate], ColdOutcome]:
-        """The order to try candidates in, when the best one is at zero replicas: the
-        profile's plan (`pickspin.core.coldplan`), executed with real waits."""
-        plan = cold_plan(self.settings, sel.profile, sel.chosen, sel.runners_up, sel.overflow)
+    def _plan(self, sel: RouteSelected) -> ColdPlan:
+        """The order to try candidates in: the chosen one, the runners-up and the overflow
+        when it is warm, else the profile's plan for a cold one (`pickspin.core.coldplan`)."""
+        return cold_plan(self.settings, sel.profile, sel.chosen, sel.runners_up, sel.overflow)
+
+    def _spin(self, plan: ColdPlan) -> tuple[list[Candidate], ColdOutcome]:
+        """A plan executed with real waits: a wake, or a hold for the chosen service."""
         chosen = plan.chosen
         if plan.action == "none":
             return list(plan.now), ColdOutcome()
