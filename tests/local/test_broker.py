@@ -15,9 +15,10 @@ from cloudevents.core.bindings.http import to_binary_event
 from cloudevents.core.v1.event import CloudEvent
 
 from pickspin.core.events import decode
+from pickspin.core.replyto import retryable
 from pickspin.core.settings import Settings
 from pickspin.local.broker import LocalBroker, render
-from pickspin.local.delivery import Delivery, Route, iso_seconds, retryable
+from pickspin.local.delivery import Delivery, Route, iso_seconds
 from tests.conftest import VALUES
 
 SERVICES = {"pickspin-classifier": "http://classifier", "pickspin-selector": "http://selector",

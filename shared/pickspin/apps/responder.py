@@ -60,14 +60,13 @@ from pickspin.core.events import (
     data_of,
     make_event,
 )
-from pickspin.core.replyto import sink_of
+from pickspin.core.replyto import retryable, sink_of
 from pickspin.core.settings import Settings
 
 SOURCE = "/pickspin/responder"
 #: seconds a backend may take to answer one non-streamed completion
 DEFAULT_ANSWER_SECONDS = 120.0
 # what Knative's broker retries (knative/eventing pkg/kncloudevents/retries.go SelectiveRetry)
-RETRIED = frozenset({404, 408, 409, 429})
 log = logging.getLogger("pickspin.apps.responder")
 
 
@@ -265,7 +264,7 @@ class Responder:
         if 200 <= status < 300:
             return
         log.warning("the reply sink %s answered %d", sink, status)
-        if status >= 500 or status in RETRIED:
+        if retryable(status):
             raise SinkFailed(f"the reply sink answered {status}", detail=sink)
         raise SinkRefused(f"the reply sink refused the answer with {status}", detail=sink)
 

@@ -22,6 +22,15 @@ from pickspin.core.errors import InvalidEvent
 from pickspin.core.eventauth import REPLY_TO
 
 MAX_SINK_CHARS = 2048
+# Statuses Knative's dispatcher retries besides 5xx (knative/eventing pkg/kncloudevents/
+# retries.go, `SelectiveRetry`); any other non-2xx is final.
+RETRIED = frozenset({404, 408, 409, 429})
+
+
+def retryable(status: int | None) -> bool:
+    """Whether Knative retries a delivery that ended so (None: no answer at all): what the
+    responder tells the Broker about a sink, and what the local broker does."""
+    return status is None or status >= 500 or status in RETRIED
 
 
 def reply_to(event: CloudEvent) -> str | None:

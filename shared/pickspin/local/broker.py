@@ -44,6 +44,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from pickspin.core.errors import InvalidEvent
 from pickspin.core.events import decode, encode
+from pickspin.core.replyto import retryable
 from pickspin.core.settings import Settings
 from pickspin.local.delivery import (
     ERROR_CODE,
@@ -54,7 +55,6 @@ from pickspin.local.delivery import (
     Route,
     delivery_of,
     destination,
-    retryable,
 )
 
 KNATIVE_CHART = Path(__file__).resolve().parents[3] / "knative"

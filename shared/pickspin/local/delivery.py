@@ -15,7 +15,6 @@ from cloudevents.core.v1.event import CloudEvent
 
 ERROR_DEST, ERROR_CODE, ERROR_DATA = "knativeerrordest", "knativeerrorcode", "knativeerrordata"
 ERROR_DATA_MAX = 1024
-RETRIED = frozenset({404, 408, 409, 429})
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 
 
@@ -26,11 +25,6 @@ def iso_seconds(text: str) -> float:
         raise ValueError(f"not an ISO-8601 duration: {text!r}")
     days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-
-
-def retryable(status: int | None) -> bool:
-    """Whether Knative retries a delivery that ended so (None: no answer at all)."""
-    return status is None or status >= 500 or status in RETRIED
 
 
 @dataclass(frozen=True)
