@@ -63,9 +63,28 @@ async def test_a_fresh_copy_is_used_without_pulling():
     clock, telemetry = Clock(), Telemetry()
     latest = LatestSnapshot(telemetry, max_age=5, clock=clock)
     latest.offer(snap(0.5))
-    clock.now += 4.9
+    clock.now += 2.4
     assert (await latest.current()) is latest.snapshot
+    await asyncio.sleep(0.01)
     assert telemetry.calls == 0
+
+
+async def test_an_ageing_copy_is_refreshed_in_the_background_without_a_wait():
+    """Past half its max age the copy is still routed on at once, while a pull runs behind
+    it; the request after that routes on the pulled one, so steady traffic never waits."""
+    clock, telemetry = Clock(), Telemetry(delay=0.2)
+    latest = LatestSnapshot(telemetry, max_age=5, wait=1.0, clock=clock)
+    held = snap(0.5)
+    latest.offer(held)
+    clock.now += 4.9
+    start = time.monotonic()
+    assert (await latest.current()) is held  # not waited for: the copy is still fresh
+    assert time.monotonic() - start < 0.1
+    await asyncio.sleep(0.3)
+    assert telemetry.calls == 1
+    got = await latest.current()
+    assert got is not None and got.generated_at == 1.0
+    assert not latest.stale() and telemetry.calls == 1
 
 
 async def test_a_stale_copy_is_pulled_before_routing():
@@ -97,14 +116,18 @@ async def test_requests_arriving_together_share_one_pull():
     assert all(r is not None and r.generated_at == 1.0 for r in results)
 
 
-async def test_a_down_telemetry_is_asked_once_per_max_age():
+async def test_a_down_telemetry_is_asked_at_most_once_per_half_max_age():
     clock, telemetry = Clock(), Telemetry(fail=True)
     latest = LatestSnapshot(telemetry, max_age=5, clock=clock)
     for _ in range(10):
         assert (await latest.current()) is None
     assert telemetry.calls == 1
-    clock.now += 5.1
+    clock.now += 2.4
     await latest.current()
+    assert telemetry.calls == 1
+    clock.now += 0.2  # half the max age since the failed attempt
+    await latest.current()
+    await asyncio.sleep(0.01)
     assert telemetry.calls == 2
 
 

@@ -2,9 +2,9 @@
 `io.pickspin.telemetry.snapshot` updates the statistics it normalises over.
 
 A func-python CloudEvent function (`invoke: cloudevent`). Every replica routes on the same
-telemetry: snapshots pushed to it are kept, and a copy older than
-`PICKSPIN_SNAPSHOT_MAX_AGE` seconds (default 5) is refreshed from telemetry
-(`PICKSPIN_TELEMETRY_URL`) before routing (`pickspin.core.snapshots`).
+telemetry: snapshots pushed to it are kept, a copy half `PICKSPIN_SNAPSHOT_MAX_AGE`
+seconds (default 5) old is refreshed from telemetry (`PICKSPIN_TELEMETRY_URL`) in the
+background, and one older than that is refreshed before routing (`pickspin.core.snapshots`).
 """
 
 from __future__ import annotations

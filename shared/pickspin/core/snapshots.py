@@ -2,12 +2,14 @@
 
 A `telemetry.snapshot` pushed through the Broker reaches one selector replica; the others
 would route on what they had. So each replica also pulls: before it routes, a replica
-whose copy was last confirmed more than `max_age` seconds ago asks telemetry for its latest
-snapshot (`io.pickspin.telemetry.requested`; telemetry answers from its cache when that is
-young enough, so N replicas cost it one computation). The request waits for the pull at
-most `wait` seconds, then routes on what it has while the pull finishes. One pull at a time
-per replica, and at most one attempt per `max_age` when telemetry is down. Every replica
-therefore routes on telemetry at most `max_age` (plus telemetry's own cache age) old.
+asks telemetry for its latest snapshot (`io.pickspin.telemetry.requested`; telemetry
+answers from its cache when that is young enough, so N replicas cost it one computation).
+The pull starts ahead of time, in the background, once the copy was last confirmed more than
+`ahead` × `max_age` seconds ago, so under steady traffic no request waits for it; only a
+request that finds the copy older than `max_age` waits for the pull, at most `wait` seconds,
+then routes on what it has while the pull finishes. One pull at a time per replica, and at
+most one attempt per `ahead` × `max_age` when telemetry is down. Every replica therefore
+routes on telemetry at most `max_age` (plus telemetry's own cache age) old.
 When telemetry cannot be reached and the held snapshot is older than `stale_after`, the
 replica probes the backends itself (`probe`): health from now, the rest kept.
 """
@@ -39,17 +41,20 @@ class LatestSnapshot:
 
     def __init__(self, pull: Pull | None = None, max_age: float = 5.0, wait: float = 0.5,
                  clock: Callable[[], float] = time.monotonic,
-                 probe: Probe | None = None, stale_after: float = 15.0) -> None:
+                 probe: Probe | None = None, stale_after: float = 15.0,
+                 ahead: float = 0.5) -> None:
         self.pull = pull
         self.probe = probe
         self.stale_after = stale_after
         self.received_at = -math.inf  # when the held snapshot arrived (or was probed)
         self.max_age = max_age
+        self.ahead = ahead  # the share of max_age after which a pull starts in the background
         self.wait = wait
         self.clock = clock
         self.snapshot: TelemetrySnapshot | None = None
         self.pulls = 0
         self._checked_at = -math.inf  # when the copy was last known to be the latest
+        self._tried_at = -math.inf  # when the last pull started
         self._pulling: asyncio.Task[None] | None = None
 
     def offer(self, snapshot: TelemetrySnapshot) -> bool:
@@ -69,11 +74,16 @@ class LatestSnapshot:
         return self.clock() - self._checked_at > self.max_age
 
     async def current(self) -> TelemetrySnapshot | None:
-        """The snapshot to route on: pulled first when stale (waiting at most `wait`)."""
-        if self.pull is not None and self._pulling is None and self.stale():
-            self._checked_at = self.clock()  # one attempt per max_age, failed ones too
+        """The snapshot to route on: refreshed in the background once it is `ahead` of its
+        max age, and waited for (at most `wait`) only when it is stale."""
+        if self.pull is None:
+            return self.snapshot
+        now, early = self.clock(), self.ahead * self.max_age
+        if (self._pulling is None and now - self._checked_at > early
+                and now - self._tried_at > early):  # failed pulls count too
+            self._tried_at = now
             self._pulling = asyncio.create_task(self._refresh(self.pull))
-        if self._pulling is not None:
+        if self._pulling is not None and self.stale():
             await asyncio.wait({self._pulling}, timeout=self.wait)
         return self.snapshot
 
