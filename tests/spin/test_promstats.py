@@ -6,11 +6,14 @@ import pytest
 import requests
 
 from pickspin.adapters.promstats import (
+    STAT_LABEL,
     PrometheusStats,
     Stat,
+    combined,
     expressions,
     parse_vector,
     service_stats,
+    split,
 )
 from pickspin.core.scoring import cost_per_query
 from pickspin.core.settings import Settings
@@ -82,9 +85,10 @@ def test_a_service_without_traffic_has_zero_requests_and_no_latency(settings: Se
 
 
 class FakePrometheus:
-    """Answers each query from a table keyed by the start of the expression."""
+    """Answers with fixed samples per statistic, tagged as Prometheus tags the answer to the
+    combined query."""
 
-    def __init__(self, answers: dict[str, list[dict]], fail: Exception | None = None) -> None:
+    def __init__(self, answers: dict[Stat, list[dict]], fail: Exception | None = None) -> None:
         self.answers = answers
         self.fail = fail
         self.queries: list[str] = []
@@ -93,15 +97,28 @@ class FakePrometheus:
         self.queries.append(query)
         if self.fail is not None:
             raise self.fail
-        return next((v for k, v in self.answers.items() if query.startswith(k)), [])
+        return [{**s, "metric": {**s["metric"], STAT_LABEL: stat.value}}
+                for stat, samples in self.answers.items() for s in samples]
+
+
+def test_every_statistic_is_one_tagged_part_of_a_single_query():
+    exprs = expressions(60)
+    query = combined(exprs)
+    for stat, expr in exprs.items():
+        assert f'label_replace({expr}, "{STAT_LABEL}", "{stat.value}", "", "")' in query
+    assert query.count(" or ") == len(exprs) - 1
+    answer = [sample(1.5, model="m", backend="b", **{STAT_LABEL: "rate"}),
+              sample(2, service="s", **{STAT_LABEL: "inflight"}), sample(9, model="x")]
+    parts = split(answer)
+    assert parts[Stat.RATE] == [sample(1.5, model="m", backend="b")]
+    assert parts[Stat.INFLIGHT] == [sample(2, service="s")]
+    assert sum(map(len, parts.values())) == 2  # the untagged sample belongs to no statistic
 
 
 def test_prometheus_stats_runs_every_query_through_the_injected_client(settings: Settings):
-    fake = FakePrometheus({"sum by (model, backend) (rate(pickspin_requests_total[": [gemma(1.5)],
-                           "sum by (model, backend) (rate(pickspin_request_duration_seconds_sum":
-                               [gemma(0.9)]})
+    fake = FakePrometheus({Stat.RATE: [gemma(1.5)], Stat.LATENCY_MEAN: [gemma(0.9)]})
     stats = PrometheusStats(fake, settings).collect()
-    assert sorted(fake.queries) == sorted(expressions(60).values())
+    assert fake.queries == [combined(expressions(60))]  # one request per snapshot
     assert stats["gemma-3-27b-vllm"].rate_per_second == 1.5
     assert stats["gemma-3-27b-vllm"].latency_seconds == 0.9
     assert stats["gemma-3-27b-vllm"].requests == 90  # no increase() answer: rate × window
