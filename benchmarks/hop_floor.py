@@ -24,7 +24,13 @@ selector, and replaces client → backend by gateway → backend (one bare hop e
 is the least the gateway's overhead can be with func-python's servers, before any of
 pickspin's own work. CPU per round trip is each server process's utime+stime over the run.
 
+With `--gap-ms 50` every round trip follows 50 ms in which the servers idle, as each of
+the gateway benchmark's requests follows the direct half of the previous pair: on this
+2-vCPU VM a process woken after idling costs about twice its hot CPU (cold caches and a
+halted vCPU to wake), so that is the floor to hold the gateway's concurrency-1 figures to.
+
     python benchmarks/hop_floor.py --requests 2000
+    python benchmarks/hop_floor.py --requests 1000 --gap-ms 50
 """
 
 from __future__ import annotations
@@ -103,7 +109,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-async def run(targets: dict[str, str], requests: int, warmup: int) -> dict[str, list[float]]:
+async def run(targets: dict[str, str], requests: int, warmup: int,
+              gap: float = 0.0) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in targets}
     connector = aiohttp.TCPConnector(limit=8)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -111,6 +118,8 @@ async def run(targets: dict[str, str], requests: int, warmup: int) -> dict[str, 
             for name, url in targets.items():
                 headers = EVENT_HEADERS if name == "echo-cloudevent" else {
                     "content-type": "application/json"}
+                if gap:  # every process idle before the trip, as between a user's requests
+                    await asyncio.sleep(gap)
                 start = time.perf_counter()
                 async with http.post(url, data=BODY, headers=headers) as answer:
                     await answer.read()
@@ -129,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--gap-ms", type=float, default=0.0,
+                        help="idle time before each round trip (the gateway benchmark's "
+                             "requests each follow ~50 ms in which the functions idle)")
     args = parser.parse_args(argv)
     procs: dict[str, Proc] = {}
     with tempfile.TemporaryDirectory(prefix="pickspin-hop-floor-") as tmp:
@@ -156,13 +168,14 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
             targets = {name: f"{proc.url}/" for name, proc in procs.items()}
             before = {name: cpu_seconds(proc.pid) for name, proc in procs.items()}
-            times = asyncio.run(run(targets, args.requests, args.warmup))
+            times = asyncio.run(run(targets, args.requests, args.warmup, args.gap_ms / 1000))
             after = {name: cpu_seconds(proc.pid) for name, proc in procs.items()}
         finally:
             for proc in procs.values():
                 stop(proc)
     load = os.getloadavg()[0]
-    print(f"{args.requests} round trips each, one at a time, interleaved; load {load:.1f}")
+    gap = f", {args.gap_ms:g} ms idle before each" if args.gap_ms else ""
+    print(f"{args.requests} round trips each, one at a time, interleaved{gap}; load {load:.1f}")
     for name, values in times.items():
         per = (after[name] - before[name]) / (args.requests + args.warmup) * 1000
         print(f"  {name:<16} p50 {statistics.median(values):6.2f} ms  p99 "
