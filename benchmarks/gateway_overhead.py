@@ -19,6 +19,14 @@ overhead and the ratio of the two are printed from the same run, under the same 
     python benchmarks/gateway_overhead.py --requests 500 --concurrency 1 32
     pip install -e ".[bench]"   # once, for --litellm
     python benchmarks/gateway_overhead.py --requests 300 --concurrency 1 16 --litellm
+
+With `--floor`, the floor chain of `hop_floor.py` (echo CloudEvent functions for the
+classifier, selector and telemetry and an echo http function for the gateway, all served by
+func-python as the real ones are, making the same calls over the same aiohttp client) is
+asked in each round too: the overhead of the same hops with no pickspin code in them,
+under the same load and the same idle gaps, and its CPU per request.
+
+    python benchmarks/gateway_overhead.py --requests 300 --concurrency 1 16 --floor
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ from pickspin.core.settings import Settings
 from pickspin.core.telemetry import quantile as nearest_rank
 from pickspin.local.processes import Proc, free_port, spawn, stop, wait_http
 from pickspin.local.stack import down, up
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hop_floor import start_floor  # a sibling script, not a package
 
 REPO = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
@@ -103,10 +114,11 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def run(endpoint: str, endpoints: dict[str, str], n: int, concurrency: int,
-        router: str = "keyword", litellm: str | None = None) -> dict:
+        router: str = "keyword", litellm: str | None = None, floor: str | None = None) -> dict:
     """`n` rounds over `concurrency` threads; each round asks through the gateway, then
-    straight to the backend it chose, then (with `litellm`) through LiteLLM to that backend."""
-    rounds: list[tuple[float, float, float | None]] = []
+    straight to the backend it chose, then (with `litellm`) through LiteLLM and (with
+    `floor`) through the floor chain to that backend."""
+    rounds: list[tuple[float, float, float | None, float | None]] = []
     decisions: list[float] = []  # x-pickspin-decision-ms: the classifier and selector calls
     lock = threading.Lock()
     http = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=concurrency * 3 + 4))
@@ -130,8 +142,13 @@ def run(endpoint: str, endpoints: dict[str, str], n: int, concurrency: int,
                 other, _ = ttft(http, litellm + "/v1/chat/completions",
                                 {**body, "model": service},
                                 {"authorization": f"Bearer {LITELLM_KEY}"})
+            bare = None
+            if floor is not None:  # the same hops with no pickspin code in them
+                bare, _ = ttft(http, floor + "/v1/chat/completions",
+                               {**body, "model": headers["x-pickspin-model"]},
+                               {"x-floor-backend": endpoints[service]})
             with lock:
-                rounds.append((via, direct, other))
+                rounds.append((via, direct, other, bare))
                 decisions.append(float(headers["x-pickspin-decision-ms"]))
 
     with ThreadPoolExecutor(concurrency) as pool:
@@ -154,6 +171,10 @@ def run(endpoint: str, endpoints: dict[str, str], n: int, concurrency: int,
         ours = result["overhead_ms"]
         result["overhead_ratio"] = {  # pickspin's overhead / LiteLLM's: below 1 is lighter
             k: ours[k] / theirs[k] if theirs[k] > 0 else None for k in ("p50", "p99")}
+    if floor is not None:
+        bare = [(r[3] or 0.0) * 1000 for r in rounds]
+        result["floor_ttft_ms"] = {"p50": quantile(bare, 0.5), "p99": quantile(bare, 0.99)}
+        result["floor_overhead_ms"] = overhead(bare, direct)
     return result
 
 
@@ -180,10 +201,16 @@ def report(r: dict) -> None:
               f"p50 {lo['p50']:.1f} p99 {lo['p99']:.1f} ms (paired median "
               f"{lo['paired_median']:.1f}) | pickspin/LiteLLM overhead ratio p50 "
               f"{shown['p50']} p99 {shown['p99']}", flush=True)
+    if "floor_overhead_ms" in r:
+        fo = r["floor_overhead_ms"]
+        print(f"    floor chain (the same hops, no pickspin code): overhead p50 {fo['p50']:.1f} "
+              f"p99 {fo['p99']:.1f} ms (paired median {fo['paired_median']:.1f}) | CPU "
+              f"{cpu.get('floor', 0.0):.2f} ms per request", flush=True)
     print(f"    CPU per request: functions {functions:.2f} ms ("
           + ", ".join(f"{f} {cpu.get(f, 0.0):.2f}" for f in FUNCTIONS)
           + f"); all processes {sum(cpu.values()):.2f} ms ("
-          + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items() if k not in FUNCTIONS)
+          + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()
+                      if k not in (*FUNCTIONS, "floor"))
           + "; backends also answered the direct half of each pair)", flush=True)
 
 
@@ -230,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure a LiteLLM proxy (the `litellm` command of "
                              "`pip install '.[bench]'`, or the path given) in front of the "
                              "same backends in the same run, and print the ratio")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure the floor chain (hop_floor.py's echo functions, "
+                             "served the same way, wired like the gateway's path) in front of "
+                             "the same backends in the same run")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "gateway_overhead.json")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pickspin-bench-") as tmp:
@@ -237,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         # every backend warm for the whole run: this measures Pick's path, not Spin's
         stack = up(str(config), Path(tmp) / "state", tick_seconds=5.0, scale=False, log=False)
         litellm: Proc | None = None
+        floor: list[Proc] = []
         try:
             settings = Settings.load(stack.config)
             endpoints = {s.name: s.endpoint for s in settings.services}
@@ -246,13 +278,18 @@ def main(argv: list[str] | None = None) -> int:
                 litellm, litellm_url = start_litellm(
                     args.litellm, litellm_config(Path(tmp) / "litellm.yaml", endpoints, models),
                     Path(tmp))
-            warm = run(stack.endpoint, endpoints, 50, 4, args.router, litellm_url)  # caches
+            floor_url = None
+            if args.floor:
+                floor, floor_url = start_floor(Path(tmp) / "floor", Path(tmp))
+            warm = run(stack.endpoint, endpoints, 50, 4, args.router, litellm_url,
+                       floor_url)  # caches
             print(f"warm-up: {warm['requests']} pairs", file=sys.stderr)
             results = []
             for c in args.concurrency:
-                procs = (*stack.procs, *([litellm] if litellm else []))
+                procs = (*stack.procs, *([litellm] if litellm else []), *floor)
                 before = cpu_by_group(procs)
-                r = run(stack.endpoint, endpoints, args.requests, c, args.router, litellm_url)
+                r = run(stack.endpoint, endpoints, args.requests, c, args.router, litellm_url,
+                        floor_url)
                 after = cpu_by_group(procs)
                 r["cpu_ms_per_request"] = {
                     group: round((after[group] - before.get(group, 0.0)) * 1000
@@ -262,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if litellm is not None:
                 stop(litellm)
+            for proc in floor:
+                stop(proc)
             down(Path(tmp) / "state")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"ttft_ms": args.ttft_ms, "results": results}, indent=2))

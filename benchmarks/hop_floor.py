@@ -90,6 +90,51 @@ async def main():
     await server.serve_forever()
 asyncio.run(main())
 """
+# The gateway's path with no pickspin code in it (`gateway_overhead.py --floor`): an
+# `invoke: http` function that asks two echo CloudEvent functions in turn (the classifier's
+# and the selector's hops), relays the stream of the backend named in `x-floor-backend`
+# (aiohttp, pooled, as the gateway does), and afterwards posts one more event to a third
+# echo function (`inference.completed` to telemetry).
+FLOOR_GATEWAY = """
+import asyncio, os
+import aiohttp
+
+EVENT = {"ce-specversion": "1.0", "ce-type": "io.pickspin.prompt.received",
+         "ce-source": "/floor", "ce-id": "1", "content-type": "application/json"}
+BODY = b'{"request_id": "r", "prompt": "Explain why the sky is blue"}'
+
+class FloorGateway:
+    session = None
+
+    async def handle(self, scope, receive, send):
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+        for url in (os.environ["FLOOR_CLASSIFIER"], os.environ["FLOOR_SELECTOR"]):
+            async with self.session.post(url, data=BODY, headers=EVENT) as reply:
+                await reply.read()
+        backend = dict(scope["headers"])[b"x-floor-backend"].decode()
+        async with self.session.post(backend + "/v1/chat/completions", data=body,
+                                     headers={"content-type": "application/json"}) as reply:
+            await send({"type": "http.response.start", "status": reply.status,
+                        "headers": [(b"content-type", b"text/event-stream")]})
+            async for chunk in reply.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        asyncio.ensure_future(self.emit())
+
+    async def emit(self):
+        async with self.session.post(os.environ["FLOOR_TELEMETRY"], data=BODY,
+                                     headers=EVENT) as reply:
+            await reply.read()
+
+def new():
+    return FloorGateway()
+"""
 EVENT_HEADERS = {"ce-specversion": "1.0", "ce-type": "io.pickspin.prompt.received",
                  "ce-source": "/bench", "ce-id": "1", "content-type": "application/json"}
 BODY = b'{"request_id": "r", "prompt": "Explain why the sky is blue"}'
@@ -102,6 +147,33 @@ def function_folder(root: Path, name: str, invoke: str, code: str) -> Path:
                                       f"invoke: {invoke}\n")
     (folder / "function" / "__init__.py").write_text(textwrap.dedent(code))
     return folder
+
+
+def start_floor(root: Path, logs: Path) -> tuple[list[Proc], str]:
+    """The floor chain as real processes served like the functions (`FLOOR_GATEWAY`): an
+    echo function for each of the classifier, selector and telemetry, and the floor
+    gateway in front; returns them and the gateway's URL."""
+    procs, urls = [], {}
+    for name in ("classifier", "selector", "telemetry"):
+        folder = function_folder(root, f"floor-{name}", "cloudevent", ECHO_CLOUDEVENT)
+        port = free_port()
+        procs.append(spawn(f"floor-{name}", "floor", [sys.executable, "-m",
+                                                      "pickspin.local.serve", str(folder)],
+                           env={"LISTEN_ADDRESS": f"127.0.0.1:{port}"}, cwd=None,
+                           log_dir=logs, port=port, health="/health/readiness"))
+        urls[f"FLOOR_{name.upper()}"] = f"http://127.0.0.1:{port}/"
+    folder = function_folder(root, "floor-gateway", "http", FLOOR_GATEWAY)
+    port = free_port()
+    procs.append(spawn("floor-gateway", "floor", [sys.executable, "-m", "pickspin.local.serve",
+                                                  str(folder)],
+                       env={"LISTEN_ADDRESS": f"127.0.0.1:{port}", **urls}, cwd=None,
+                       log_dir=logs, port=port, health="/health/readiness"))
+    for proc in procs:
+        if not wait_http(f"{proc.url}{proc.health}", 30):
+            for started in procs:
+                stop(started)
+            raise SystemExit(f"{proc.name} did not start; see {proc.log}")
+    return procs, f"http://127.0.0.1:{port}"
 
 
 def cpu_seconds(pid: int) -> float:
