@@ -16,7 +16,8 @@ EASY = ["Define the word photosynthesis", "What is the capital of France?",
         "What is 7 times 8?", "Spell the word necessary", "Name three primary colours",
         "Convert 5 kilometres to miles", "What is a synonym for happy?",
         "When did World War II end?"]
-CHAT = ["hi", "Hello, how are you?", "Thanks!", "good morning", "hey there"]
+CHAT = ["hi", "Hello, how are you?", "Thanks!", "good morning", "hey there", "ok", "lol",
+        "Hi, who are you?"]
 HARD = ["Prove that there are infinitely many primes",
         "Prove that the square root of 2 is irrational",
         "Derive the quadratic formula step by step",

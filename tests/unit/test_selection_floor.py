@@ -208,10 +208,20 @@ def test_a_settled_high_prompt_goes_to_the_large_tier_only(settings, profile):
 
 
 @pytest.mark.parametrize("profile", ["cost", "speed"])
-def test_cost_and_speed_keep_their_own_floor_for_a_settled_prompt(settings, profile):
-    assert settings.routing.trade_down_for(profile).settled_tiers is None
-    for success in (HARD_SUCCESS, DEFINE):
+def test_cost_and_speed_keep_their_floor_for_a_settled_hard_prompt_not_an_easy_one(
+        settings, profile):
+    rule = settings.routing.trade_down_for(profile)
+    assert rule.settled_tiers is None
+    for success in (HARD_SUCCESS, DEFINE, {"small": 0.05, "medium": 0.6, "large": 0.9}):
         plain = select(settings, {}, HIGH, profile=profile, complexity="high", success=success)
         settled = select(settings, {}, HIGH, profile=profile, complexity="high",
                          success=success, settled=True)
         assert plain.chosen.service == settled.chosen.service
+        assert settled.chosen.breakdown.relevance_gap <= rule.relevance + 1e-9
+    # what the router says of "lol": small 0.36, large 0.67, beyond cost's 0.30 bound
+    chat = {"small": 0.36, "medium": 0.49, "large": 0.67}
+    plain = select(settings, {}, LOW, profile=profile, complexity="low", success=chat)
+    settled = select(settings, {}, LOW, profile=profile, complexity="low", success=chat,
+                     settled=True)
+    assert _tier(settings, plain.chosen) != "small"
+    assert _tier(settings, settled.chosen) == "small"

@@ -71,6 +71,9 @@ class Router(ABC):
         return replace(result, elapsed_ms=elapsed, truncated=truncated or result.truncated)
 
 
+# Words after leading chit-chat that are still small talk when they hold no keyword.
+SMALL_TALK_WORDS = 4
+
 # What may precede a prompt's opening word (quotes, brackets, list marks).
 _OPENING = "\"'“‘([{-*#>• \t\n"
 
@@ -111,11 +114,12 @@ class KeywordRouter(Router):
         """The short-prompt rule: the class of a prompt of at most `max_words` words, else
         None. Leading greetings and polite openers (`Keywords.chat`: "hi", "thanks", "can
         you", …) are set aside; what is left must open with a keyword and hold keywords of
-        that side only (low or high). Nothing left but chit-chat, or a greeting followed by
-        no keyword at all, is low. Longer prompts, mixed ones, and those whose keyword comes
-        only further in ("Write a function to sort a list") are left to the model. What
-        people type as a quick request ("Define the word photosynthesis", "Prove that …",
-        "hi") is far from the benchmark rows the model learned on, which are longer.
+        that side only (low or high). Nothing left but chit-chat, or chit-chat followed by at
+        most `SMALL_TALK_WORDS` words and no keyword, is low. Longer prompts, mixed ones,
+        and those whose keyword comes only further in ("Write a function to sort a list")
+        are left to the model. What people type as a quick request ("Define the word
+        photosynthesis", "Prove that …", "hi") is far from the benchmark rows the model
+        learned on, which are longer.
 
         >>> rules = KeywordRouter(Keywords(low=("define",), high=("prove",), chat=("hi",)))
         >>> [rules.settles(p, 12) for p in ("hi", "Hi! Prove it", "Say hi", "Define x")]
@@ -132,8 +136,8 @@ class KeywordRouter(Router):
             return "high"
         if low and not high and self._low.match(rest):
             return "low"
-        if not low and not high and rest != text:
-            return "low"  # a greeting and small talk
+        if not low and not high and rest != text and len(rest.split()) <= SMALL_TALK_WORDS:
+            return "low"  # a greeting and a few words of small talk ("Hi, who are you?")
         return None
 
     def classify(self, prompt: str) -> Classification:

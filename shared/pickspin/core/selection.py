@@ -141,9 +141,9 @@ def select(
     lowest = 0  # the lowest tier the request may go to, overflow included
     if model is None:
         rule = settings.routing.trade_down_for(profile_name)
-        if settled:
-            rule = settled_floor(rule)
         complexity = complexity or _most_probable(probabilities)
+        if settled:
+            rule = settled_floor(rule, complexity)
         lowest = lowest_tier(rule, complexity)
         in_floor = within_floor(ranked, rule, complexity, best, strict=True)
         # nothing the floor allows has a free slot (a burst): queue at a full warm service of
@@ -182,12 +182,16 @@ def within_floor(ranked: Ranked, rule: TradeDown, complexity: str, best: float, 
     return kept if strict else kept or ranked
 
 
-def settled_floor(rule: TradeDown) -> TradeDown:
+def settled_floor(rule: TradeDown, complexity: str) -> TradeDown:
     """The floor for a prompt whose class the short-prompt rule settled: the tier rule with
-    `settled_tiers` and no relevance bound, when the profile sets `settled_tiers`."""
-    if rule.settled_tiers is None:
-        return rule
-    return TradeDown(tiers=rule.settled_tiers, relevance=1.0)
+    `settled_tiers` and no relevance bound when the profile sets `settled_tiers`; else the
+    profile's floor, without the relevance bound for a low one (an easy request is not held
+    to R̂ the router gives a kind of request it never learned on) and whole for a high one."""
+    if rule.settled_tiers is not None:
+        return TradeDown(tiers=rule.settled_tiers, relevance=1.0)
+    if complexity == "low":
+        return TradeDown(tiers=rule.tiers, relevance=1.0)
+    return rule
 
 
 def lowest_tier(rule: TradeDown, complexity: str) -> int:
