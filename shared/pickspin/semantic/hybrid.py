@@ -8,7 +8,8 @@ floor) follows a decisive keyword, R̂ follows the model.
 
 The short-prompt rule (`routing.settleWords`, `KeywordRouter.settles`) settles the class of a
 short prompt whose keywords are all on one side whatever the threshold, and marks it
-`settled`: the selector then applies the profile's `settledTiers` floor (README, issue 8).
+`settled`: the selector then applies its settled floor (`selection.settled_floor`: the
+profile's `settledTiers`, else no relevance bound for a settled low class; README, issue 8).
 
 >>> hybrid = HybridRouter(keyword, semantic, threshold=0.7)   # doctest: +SKIP
 >>> hybrid.classify("Define entropy").router                   # doctest: +SKIP
