@@ -217,6 +217,20 @@ async def test_selector_skips_services_a_snapshot_marks_unhealthy(start_function
     assert second.get_data()["chosen"]["service"] != best
 
 
+async def test_selector_applies_the_settled_floor_the_classifier_asks_for(start_function,
+                                                                          settings):
+    # "Define the word photosynthesis" as the router sees it: the small tier's R̂ 0.14 below
+    # the large one's; balanced keeps it small only when the short-prompt rule settled it
+    fn = start_function("selector")
+    data = {**classified("low", profile="balanced"),
+            "success": {"small": 0.72, "medium": 0.76, "large": 0.86}}
+    plain = reply_event(await post(fn, sdk_event(CLASSIFIED, data), "binary")).get_data()
+    settled = reply_event(await post(fn, sdk_event(CLASSIFIED, {**data, "settled": True}),
+                                     "binary")).get_data()
+    assert settings.model(plain["chosen"]["model"]).tier != "small"
+    assert settings.model(settled["chosen"]["model"]).tier == "small"
+
+
 async def test_selector_honours_a_concrete_model(start_function):
     fn = start_function("selector")
     reply = await post(fn, sdk_event(CLASSIFIED, classified("low", model="deepseek-r1")), "binary")

@@ -44,6 +44,14 @@ async def test_handle_returns_a_valid_prompt_classified_event(start_function, se
         assert {"small", "medium", "large"} <= set(data["success"])
         assert set(data["success"]) <= {"small", "medium", "large", "qwen-3-235b",
                                         "gemma-3-270m"}
+    # only the hybrid's short-prompt rule settles a class: the short "Derive …" request
+    assert data["settled"] is (mode == "hybrid" and prompt.startswith("Derive"))
+
+
+async def test_the_hybrids_settled_class_travels_to_the_selector(start_function):
+    reply = await _classify(start_function("classifier"), "hi", "hybrid")
+    data = from_http_event(HTTPMessage(headers=reply.headers, body=reply.body)).get_data()
+    assert (data["complexity"], data["settled"]) == ("low", True)
 
 
 def _values_with(tmp_path, mode: str, model: str):

@@ -91,3 +91,40 @@ def test_router_rows_carry_the_models_own_success_beside_the_tiers():
     (row,) = router_rows(np.array([[0.2, 0.3, 0.5]]), ["high"],
                          np.array([[0.1, 0.4, 0.8, 0.6]]), names)
     assert row.success == {"small": 0.1, "medium": 0.4, "large": 0.8, "qwen-3-235b": 0.6}
+
+
+def test_replay_applies_the_settled_floor_as_the_gateway_does(settings):
+    # every row a low prompt whose small-tier R̂ is 0.14 below the large one's: balanced's
+    # bound sends it up unless the short-prompt rule settled it (then it may stay small)
+    rows, _ = _rows("gsm8k", 40, 3)
+    success = {"small": 0.72, "medium": 0.76, "large": 0.86}
+    low = {"low": 0.85, "medium": 0.12, "high": 0.03}
+    plain = [RouterRow("low", low, success) for _ in rows]
+    settled = [RouterRow("low", low, success, settled=True) for _ in rows]
+    small = replay_pick(settings, rows, settled, profiles=("balanced",))["gsm8k"]
+    up = replay_pick(settings, rows, plain, profiles=("balanced",))["gsm8k"]
+    assert small["balanced/multi-objective"].relative_cost == \
+        small["always-small"].relative_cost
+    assert up["balanced/multi-objective"].relative_cost > small["always-small"].relative_cost
+
+
+def test_the_hybrids_output_marks_the_rows_the_short_prompt_rule_settled(settings):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from pickspin.core.routers import KeywordRouter
+    from pickspin.training.outputs import RouterOutput, hybrid_of, settled_classes
+
+    rows, _ = _rows("gsm8k", 3, 1)
+    rows = [replace(r, text=t) for r, t in
+            zip(rows, ["hi", "Prove that 2 is prime", "Write a function to sort a list"],
+                strict=True)]
+    keyword = KeywordRouter(settings.routing.keywords)
+    sem = RouterOutput(np.full((3, 3), 1 / 3), ["medium"] * 3, np.full((3, 3), 0.5))
+    out = hybrid_of([keyword.classify(r.text) for r in rows], sem, 1.0,
+                    settled_classes(rows, keyword, 12))
+    assert out.classes == ["low", "high", "medium"]
+    assert out.settled == (True, True, False)
+    assert (out.success == sem.success).all()  # R̂ stays the model's
+    assert out.take([1]).settled == (True,)

@@ -136,3 +136,22 @@ def test_hybrid_with_the_encoder_router_keeps_its_success_where_keywords_set_the
     result = hybrid.timed(prompt)
     assert result.complexity == "high"  # the decisive keyword verdict
     assert result.success == model.classify(prompt).success  # R̂ stays the model's
+
+
+def test_hybrid_marks_a_class_its_short_prompt_rule_settled_and_keeps_the_models_success(
+        settings):
+    from pickspin.core.routers import KeywordRouter
+    from pickspin.semantic.success import SuccessRouter
+    from pickspin.training.build import DEFAULT_OUT
+
+    model = SuccessRouter.load(DEFAULT_OUT)
+    keyword = KeywordRouter(settings.routing.keywords)
+    hybrid = HybridRouter(keyword, model, threshold=1.0, settle_words=12)
+    hi = hybrid.timed("hi")
+    assert (hi.complexity, hi.settled) == ("low", True)
+    assert hi.success == model.classify("hi").success
+    long = "Write a function to find the shared elements from the given two lists."
+    assert not hybrid.timed(long).settled
+    assert hybrid.timed(long).complexity == model.classify(long).complexity
+    off = HybridRouter(keyword, model, threshold=1.0)  # settle_words 0: the rule is off
+    assert not off.timed("hi").settled

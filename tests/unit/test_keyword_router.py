@@ -44,3 +44,43 @@ def test_huge_prompts_are_truncated_not_refused(router):
     assert result.truncated
     assert result.complexity == "low"
     assert result.elapsed_ms >= 0
+
+
+# ---- the hybrid's short-prompt rule (`routing.settleWords`) ----------------------------------
+@pytest.mark.parametrize(("prompt", "expected"), [
+    ("Define the word photosynthesis", "low"),
+    ("What is the capital of France?", "low"),
+    ("Translate 'good morning' into Spanish", "low"),
+    ("hi", "low"),
+    ("Hello, how are you?", "low"),
+    ("Thanks!", "low"),
+    ("hey there", "low"),  # a greeting and small talk, no keyword
+    ("lol", "low"),
+    ("Hi, who are you?", "low"),
+    ("OK, define entropy", "low"),
+    ("Please define entropy", "low"),
+    ("Prove that there are infinitely many primes", "high"),
+    ("Hi, can you prove that there are infinitely many primes?", "high"),
+    ("Derive the quadratic formula step by step", "high"),
+    # left to the model: the keyword is further in, mixed sides, no keyword, too long
+    ("Write a function to sort a list", None),
+    ("What is the time complexity of quicksort?", None),
+    ("Is a tomato a fruit?", None),
+    ("Define " + "very " * 20 + "long words", None),
+    ("history of Rome", None),  # "hi" is a whole word only
+    ("Yes or no: is P = NP?", None),  # more than a few words of small talk
+    ("", None),
+])
+def test_short_prompts_settle_only_when_they_open_with_one_side(settings, prompt, expected):
+    router = KeywordRouter(settings.routing.keywords)
+    assert router.settles(prompt, 12) == expected
+
+
+def test_the_short_prompt_rule_is_off_at_zero_words(settings):
+    assert KeywordRouter(settings.routing.keywords).settles("hi", 0) is None
+
+
+def test_greetings_are_no_low_keywords_of_the_plain_rules(settings):
+    # the chat words count only in the short-prompt rule: "his"/"history" stay unmatched
+    router = KeywordRouter(settings.routing.keywords)
+    assert router.hits("hi, his history") == (0, 0)

@@ -173,3 +173,55 @@ def test_a_warm_substitute_comes_only_from_the_same_or_a_higher_tier(settings):
     # only a smaller warm model: the request is held for the cold one instead
     order, outcome = gw._spin(gw._plan(_selected(large, small)))
     assert outcome.action == "hold" and order[0] == large and cold.held == [large.service]
+
+
+# ---- a class the hybrid's short-prompt rule settled (`settledTiers`) -------------------------
+# what the router says of "Define the word photosynthesis": small 0.72, large 0.86 (a gap
+# larger than balanced's relevance bound, so without the rule it goes to a large model)
+DEFINE = {"small": 0.72, "medium": 0.76, "large": 0.86}
+LOW = {"low": 0.85, "medium": 0.12, "high": 0.03}
+
+
+def test_a_settled_low_prompt_may_stay_on_the_small_tier_under_balanced(settings):
+    rule = settings.routing.trade_down_for("balanced")
+    assert rule.settled_tiers == 0 and rule.relevance < 0.14  # the served floor
+    unsettled = select(settings, {}, LOW, profile="balanced", complexity="low", success=DEFINE)
+    settled = select(settings, {}, LOW, profile="balanced", complexity="low", success=DEFINE,
+                     settled=True)
+    assert _tier(settings, unsettled.chosen) != "small"  # the bound: 0.14 > its relevance
+    assert _tier(settings, settled.chosen) == "small"
+
+
+@pytest.mark.parametrize("profile", ["quality", "balanced"])
+def test_a_settled_high_prompt_goes_to_the_large_tier_only(settings, profile):
+    # with the medium tier's R̂ close to the large one's, the usual floor lets it go medium
+    close = {"small": 0.37, "medium": 0.44, "large": 0.48}
+    d = select(settings, {}, HIGH, profile=profile, complexity="high", success=close,
+               settled=True)
+    assert {_tier(settings, c) for c in (d.chosen, *d.runners_up, *d.overflow)} == {"large"}
+    # and to the large tier's other model when one is down, never below
+    down = {s.name: ServiceStats(healthy=False) for s in settings.services
+            if s.model == d.chosen.model}
+    again = select(settings, down, HIGH, profile=profile, complexity="high", success=close,
+                   settled=True)
+    assert _tier(settings, again.chosen) == "large"
+
+
+@pytest.mark.parametrize("profile", ["cost", "speed"])
+def test_cost_and_speed_keep_their_floor_for_a_settled_hard_prompt_not_an_easy_one(
+        settings, profile):
+    rule = settings.routing.trade_down_for(profile)
+    assert rule.settled_tiers is None
+    for success in (HARD_SUCCESS, DEFINE, {"small": 0.05, "medium": 0.6, "large": 0.9}):
+        plain = select(settings, {}, HIGH, profile=profile, complexity="high", success=success)
+        settled = select(settings, {}, HIGH, profile=profile, complexity="high",
+                         success=success, settled=True)
+        assert plain.chosen.service == settled.chosen.service
+        assert settled.chosen.breakdown.relevance_gap <= rule.relevance + 1e-9
+    # what the router says of "lol": small 0.36, large 0.67, beyond cost's 0.30 bound
+    chat = {"small": 0.36, "medium": 0.49, "large": 0.67}
+    plain = select(settings, {}, LOW, profile=profile, complexity="low", success=chat)
+    settled = select(settings, {}, LOW, profile=profile, complexity="low", success=chat,
+                     settled=True)
+    assert _tier(settings, plain.chosen) != "small"
+    assert _tier(settings, settled.chosen) == "small"

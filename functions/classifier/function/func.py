@@ -64,6 +64,7 @@ class ClassifierFunction(EventFunction):
             truncated=result.truncated,
             route=received.route,
             success=dict(result.success),
+            settled=result.settled,
             # the broker path (a sink named): the prompt goes on to the responder
             ask=None if sink is None else Ask(
                 prompt=received.prompt, max_tokens=received.max_tokens,

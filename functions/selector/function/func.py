@@ -100,7 +100,7 @@ class SelectorFunction(EventFunction):
             self.settings, snapshot.services if snapshot else {}, classified.probabilities,
             profile=request.profile, model=request.model, strategy=request.strategy,
             exclude=request.exclude, complexity=classified.complexity,
-            success=classified.success or None,
+            success=classified.success or None, settled=classified.settled,
         )
         selected = RouteSelected(
             request_id=classified.request_id,

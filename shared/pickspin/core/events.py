@@ -84,6 +84,9 @@ class PromptClassified(_Data):
     # calibrated P(the tier's model answers well) per tier (small, medium, large); empty when
     # the router has no such estimate (keyword rules)
     success: dict[str, float] = Field(default_factory=dict)
+    # the hybrid's short-prompt rule settled the class: the selector applies the profile's
+    # `settledTiers` floor instead of its relevance bound
+    settled: bool = False
     # the broker path only (a `pickspinreplyto` sink was named): what to ask the backend
     ask: Ask | None = None
 

@@ -87,6 +87,7 @@ def select(
     complexity: str | None = None,
     success: Mapping[str, float] | None = None,
     pools: Mapping[str, int] | None = None,
+    settled: bool = False,
 ) -> Decision:
     """Algorithm 2 over healthy services with free capacity (and cold ones to wake),
     optionally one model only.
@@ -94,7 +95,8 @@ def select(
     The profile's trade-down floor (`Routing.trade_down`) then keeps only candidates of a
     tier ≥ class − `tiers` whose R̂ is within `relevance` of the best, while any is left;
     `complexity` defaults to the most probable class; `pools` are the profile's warm pools
-    (`warmpool.warm_pools`, computed when not given) for the billed cost basis."""
+    (`warmpool.warm_pools`, computed when not given) for the billed cost basis. A `settled`
+    class (the hybrid's short-prompt rule) takes the profile's `settled_floor` instead."""
     profile_name = profile or settings.default_profile
     if profile_name not in settings.profiles:
         raise InvalidRequest(
@@ -140,6 +142,8 @@ def select(
     if model is None:
         rule = settings.routing.trade_down_for(profile_name)
         complexity = complexity or _most_probable(probabilities)
+        if settled:
+            rule = settled_floor(rule, complexity)
         lowest = lowest_tier(rule, complexity)
         in_floor = within_floor(ranked, rule, complexity, best, strict=True)
         # nothing the floor allows has a free slot (a burst): queue at a full warm service of
@@ -176,6 +180,18 @@ def within_floor(ranked: Ranked, rule: TradeDown, complexity: str, best: float, 
     kept = [(v, b) for v, b in ranked if TIERS.index(v.model.tier) >= lowest
             and _gap(best, b) <= rule.relevance + 1e-9]
     return kept if strict else kept or ranked
+
+
+def settled_floor(rule: TradeDown, complexity: str) -> TradeDown:
+    """The floor for a prompt whose class the short-prompt rule settled: the tier rule with
+    `settled_tiers` and no relevance bound when the profile sets `settled_tiers`; else the
+    profile's floor, without the relevance bound for a low one (an easy request is not held
+    to R̂ the router gives a kind of request it never learned on) and whole for a high one."""
+    if rule.settled_tiers is not None:
+        return TradeDown(tiers=rule.settled_tiers, relevance=1.0)
+    if complexity == "low":
+        return TradeDown(tiers=rule.tiers, relevance=1.0)
+    return rule
 
 
 def lowest_tier(rule: TradeDown, complexity: str) -> int:

@@ -104,6 +104,9 @@ class Profile(_Model):
 class Keywords(_Model):
     low: tuple[str, ...]
     high: tuple[str, ...]
+    # -- greetings and chit-chat, matched as whole words, only by the short-prompt rule
+    #    (`Routing.settle_words`): a short prompt of these settles as low
+    chat: tuple[str, ...] = ()
 
 
 class TradeDown(_Model):
@@ -116,6 +119,11 @@ class TradeDown(_Model):
 
     tiers: int = Field(default=1, ge=0, le=2)
     relevance: float = Field(default=0.15, ge=0, le=1)
+    # -- for a prompt whose class the hybrid's short-prompt rule settled (`Routing.settle_words`):
+    #    the tier rule uses this instead of `tiers`, and the relevance bound is not applied
+    #    (the class is known; R̂ on a short hand-written prompt is what the router never saw);
+    #    None: the profile's usual floor, without the relevance bound for a settled low one
+    settled_tiers: int | None = Field(default=None, ge=0, le=2)
 
 
 def _default_trade_down() -> dict[str, TradeDown]:
@@ -137,6 +145,9 @@ class Routing(_Model):
     keywords: Keywords
     # -- per profile: how far selection may trade quality down (a profile not named: no floor)
     trade_down: dict[str, TradeDown] = Field(default_factory=_default_trade_down)
+    # -- hybrid's short-prompt rule: a prompt of at most this many words whose keywords are all
+    #    on one side (low or chat words: low; high words: high) settles its class (0: off)
+    settle_words: int = Field(default=0, ge=0, le=100)
 
     def trade_down_for(self, profile: str) -> TradeDown:
         return self.trade_down.get(profile, TradeDown(tiers=2, relevance=1.0))

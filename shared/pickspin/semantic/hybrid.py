@@ -6,6 +6,11 @@ model estimates per-tier success (the encoder router), it runs on every prompt a
 estimates are kept even where the keywords set the class: the class (and so the selection
 floor) follows a decisive keyword, R̂ follows the model.
 
+The short-prompt rule (`routing.settleWords`, `KeywordRouter.settles`) settles the class of a
+short prompt whose keywords are all on one side whatever the threshold, and marks it
+`settled`: the selector then applies its settled floor (`selection.settled_floor`: the
+profile's `settledTiers`, else no relevance bound for a settled low class; README, issue 8).
+
 >>> hybrid = HybridRouter(keyword, semantic, threshold=0.7)   # doctest: +SKIP
 >>> hybrid.classify("Define entropy").router                   # doctest: +SKIP
 'hybrid'
@@ -16,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pickspin.core.routers import Classification, Router
+from pickspin.core.routers import ONE_SIDED, Classification, KeywordRouter, Router
 from pickspin.core.settings import RouterName
 
 
@@ -27,6 +32,7 @@ class HybridVerdict:
     decided_by: str
     classification: Classification
     semantic: Classification | None = None
+    settled: bool = False
 
 
 def decide(keyword: Classification, threshold: float) -> bool:
@@ -34,9 +40,19 @@ def decide(keyword: Classification, threshold: float) -> bool:
     return keyword.confidence >= threshold
 
 
+def settled_verdict(complexity: str, router: str) -> Classification:
+    """The keyword-side classification of a class the short-prompt rule settled."""
+    return Classification.from_probabilities(ONE_SIDED[complexity], router,
+                                             complexity=complexity, settled=True)
+
+
 def combine(keyword: Classification, semantic: Classification | None,
-            threshold: float) -> HybridVerdict:
-    """Pure: the keyword verdict if decisive, else the semantic one (which must be given)."""
+            threshold: float, settled: str | None = None) -> HybridVerdict:
+    """Pure: the class `settled` by the short-prompt rule, else the keyword verdict if
+    decisive, else the semantic one (which must be given)."""
+    if settled is not None:
+        return HybridVerdict(keyword.router, settled_verdict(settled, keyword.router),
+                             semantic, settled=True)
     if decide(keyword, threshold) or semantic is None:
         return HybridVerdict(keyword.router, keyword, semantic)
     return HybridVerdict(semantic.router, semantic, semantic)
@@ -45,16 +61,21 @@ def combine(keyword: Classification, semantic: Classification | None,
 class HybridRouter(Router):
     name = RouterName.HYBRID.value
 
-    def __init__(self, keyword: Router, semantic: Router, threshold: float) -> None:
+    def __init__(self, keyword: Router, semantic: Router, threshold: float,
+                 settle_words: int = 0) -> None:
         self._keyword = keyword
         self._semantic = semantic
         self._threshold = threshold
+        self._settle_words = settle_words
 
     def verdict(self, prompt: str) -> HybridVerdict:
         kw = self._keyword.classify(prompt)
-        needs_model = not decide(kw, self._threshold) or self._gives_success
+        settled = self._keyword.settles(prompt, self._settle_words) \
+            if isinstance(self._keyword, KeywordRouter) else None
+        needs_model = (settled is None and not decide(kw, self._threshold)) \
+            or self._gives_success
         semantic = self._semantic.classify(prompt) if needs_model else None
-        return combine(kw, semantic, self._threshold)
+        return combine(kw, semantic, self._threshold, settled)
 
     @property
     def _gives_success(self) -> bool:
@@ -70,4 +91,5 @@ class HybridRouter(Router):
         truncated = chosen.truncated or (v.semantic is not None and v.semantic.truncated)
         return Classification.from_probabilities(probs, self.name, truncated=truncated,
                                                   success=success,
-                                                  complexity=chosen.complexity)
+                                                  complexity=chosen.complexity,
+                                                  settled=v.settled)

@@ -37,7 +37,8 @@ def add_semantic_routers(registry: RouterRegistry, settings: Settings, keyword: 
         registry.add_failed(RouterName.HYBRID.value, f"needs the semantic router: {reason}")
         return
     registry.add(semantic)
-    registry.add(HybridRouter(keyword, semantic, settings.routing.hybrid_threshold))
+    registry.add(HybridRouter(keyword, semantic, settings.routing.hybrid_threshold,
+                              settings.routing.settle_words))
 
 
 def build_registry(settings: Settings) -> RouterRegistry:

@@ -73,7 +73,8 @@ def warm_choices(settings: Settings, config: Config, rows: Mapping[str, PromptRo
         if config.model is None:
             d = select(settings, warm, row.probabilities, profile=config.profile,
                        strategy=config.strategy, exclude=exclude, rng=rng,
-                       complexity=row.complexity, success=row.success or None)
+                       complexity=row.complexity, success=row.success or None,
+                       settled=row.settled)
         else:
             model = config.model if config.model != RANDOM_ASSIGNMENT else \
                 rng.choice(sorted(row.correct))

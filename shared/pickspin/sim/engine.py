@@ -229,7 +229,8 @@ class Simulation:
                 d = select(self.settings, self.snapshot, row.probabilities,
                            profile=cfg.profile, strategy=cfg.strategy, exclude=exclude,
                            rng=self.rng, complexity=row.complexity,
-                           success=row.success or None, pools=self.pools)
+                           success=row.success or None, pools=self.pools,
+                           settled=row.settled)
             else:  # the gateway's concrete-model path: no classification, still Spin
                 model = cfg.model if cfg.model != RANDOM_ASSIGNMENT else \
                     self.rng.choice(sorted(row.correct))

@@ -22,7 +22,7 @@ from typing import Any
 from pickspin.core.settings import COMPLEXITY_CLASSES, Settings
 
 Progress = Callable[[str], None]
-CACHE_VERSION = 2  # 2: success carries the models' own heads
+CACHE_VERSION = 3  # 2: success carries the models' own heads; 3: settled
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class PromptRow:
     #: configured model → its stand-in's real outcome (models without one are absent)
     correct: Mapping[str, bool]
     text: str
+    #: the hybrid's short-prompt rule settled the class
+    settled: bool = False
 
 
 def _log(message: str) -> None:
@@ -53,7 +55,7 @@ def _fingerprint(settings: Settings, data_dir: Path, model_dir: Path) -> str:
                 st = f.stat()
                 h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
     routing = settings.routing
-    h.update(json.dumps([routing.mode.value, routing.hybrid_threshold,
+    h.update(json.dumps([routing.mode.value, routing.hybrid_threshold, routing.settle_words,
                          routing.keywords.model_dump(mode="json"),
                          [(m.name, m.tier) for m in settings.models],
                          {k: v.models for k, v in TIER_MAPS.items()},
@@ -80,9 +82,10 @@ def classify_rows(settings: Settings, data_dir: Path | None = None,
     progress(f"classifying {len(rows)} held-out prompts once with the "
              f"{settings.routing.mode.value} router")
     outputs, _ = all_outputs(rows, load_semantic(folder), keyword,
-                             settings.routing.hybrid_threshold, progress)
+                             settings.routing.hybrid_threshold, progress,
+                             settings.routing.settle_words)
     used = outputs[settings.routing.mode.value]
-    said = router_rows(used.probs, used.classes, used.success, used.names)
+    said = router_rows(used.probs, used.classes, used.success, used.names, used.settled)
     who = stand_ins(settings)
     out = []
     for ex, r in zip(rows, said, strict=True):
@@ -96,7 +99,7 @@ def classify_rows(settings: Settings, data_dir: Path | None = None,
         out.append(PromptRow(ex.key, src, r.complexity,
                              {k: round(float(r.probabilities[k]), 6) for k in COMPLEXITY_CLASSES},
                              {t: round(float(p), 6) for t, p in r.success.items()},
-                             correct, ex.text))
+                             correct, ex.text, r.settled))
     return out
 
 

@@ -29,6 +29,7 @@ from pickspin.training.outputs import (
     all_outputs,
     hybrid_of,
     semantic_outputs,
+    settled_classes,
 )
 from pickspin.training.pick_replay import (
     FloorChoice,
@@ -147,18 +148,19 @@ def routing_by_source(rows: Sequence[Example], outputs: Mapping[str, RouterOutpu
 
 
 def choose_threshold(dev: Sequence[Example], keyword: KeywordRouter, sem: RouterOutput,
-                     fit_rows: Sequence[Example], costs: Mapping[str, float]
-                     ) -> tuple[float, dict[float, float]]:
+                     fit_rows: Sequence[Example], costs: Mapping[str, float],
+                     settle_words: int = 0) -> tuple[float, dict[float, float]]:
     """The hybrid threshold with the best mean APGR over the sources on dev rows, then every
     class's dev recall at least MIN_RECALL, then the best dev class accuracy (with success
     estimates, APGR does not depend on it)."""
     kw = [keyword.classify(e.text) for e in dev]
+    settles = settled_classes(dev, keyword, settle_words)
     truth = [e.label for e in dev]
     scores: dict[float, float] = {}
     acc: dict[float, float] = {}
     recall_ok: dict[float, bool] = {}
     for t in THRESHOLDS:
-        out = hybrid_of(kw, sem, t)
+        out = hybrid_of(kw, sem, t, settles)
         by_source = routing_by_source(dev, {"hybrid": out}, dev, fit_rows, costs)
         scores[t] = round(float(np.mean([q["hybrid"].apgr for q in by_source.values()])), 4)
         acc[t] = accuracy(truth, out.classes)
@@ -175,7 +177,8 @@ def _dev_output(settings: Settings, dev: Sequence[Example], keyword: KeywordRout
         return sem
     kw = [keyword.classify(e.text) for e in dev]
     if mode == "hybrid":
-        return hybrid_of(kw, sem, settings.routing.hybrid_threshold)
+        return hybrid_of(kw, sem, settings.routing.hybrid_threshold,
+                         settled_classes(dev, keyword, settings.routing.settle_words))
     return RouterOutput(np.array([[k.probabilities[c] for c in COMPLEXITY_CLASSES]
                                   for k in kw]).reshape(-1, 3),
                         [k.complexity for k in kw], np.full((len(dev), 3), np.nan))
@@ -223,15 +226,17 @@ def evaluate(settings: Settings, examples: Sequence[Example], semantic: Router,
     costs = tier_costs(settings)
     progress(f"dev: {len(dev)} rows with real outcomes (hybrid threshold)")
     dev_sem = semantic_outputs(dev, semantic, progress)
-    best_t, t_scores = choose_threshold(dev, keyword, dev_sem, fit_rows, costs)
+    settle_words = settings.routing.settle_words
+    best_t, t_scores = choose_threshold(dev, keyword, dev_sem, fit_rows, costs, settle_words)
     dev_used = _dev_output(settings, dev, keyword, dev_sem)
     floor = choose_floor(settings, dev, router_rows(dev_used.probs, dev_used.classes,
-                                                    dev_used.success, dev_used.names), seed=seed)
+                                                    dev_used.success, dev_used.names,
+                                                    dev_used.settled), seed=seed)
     progress(f"balanced floor on dev: relevance {floor.relevance:g}")
     progress(f"classifying {len(real)} held-out rows with real outcomes and {len(proxy)} "
              "proxy-labelled rows with each router")
-    outputs, share = all_outputs(real, semantic, keyword, threshold, progress)
-    p_out, _ = all_outputs(proxy, semantic, keyword, threshold, progress)
+    outputs, share = all_outputs(real, semantic, keyword, threshold, progress, settle_words)
+    p_out, _ = all_outputs(proxy, semantic, keyword, threshold, progress, settle_words)
     classifier = {n: classifier_metrics(n, real, o.classes) for n, o in outputs.items()}
     classifier_proxy = {n: classifier_metrics(n, proxy, o.classes) for n, o in p_out.items()}
     train_labels = [e.label for e in examples if e.split == "train" and e.outcome]
@@ -243,7 +248,7 @@ def evaluate(settings: Settings, examples: Sequence[Example], semantic: Router,
     used = outputs[settings.routing.mode.value]
     progress(f"whole Pick with the {settings.routing.mode.value} router on {len(real)} rows")
     pick = replay_pick(settings, real, router_rows(used.probs, used.classes, used.success,
-                                                   used.names), seed, progress)
+                                                   used.names, used.settled), seed, progress)
     return Evaluation(rows, classifier, routing, table, costs, share, classifier_proxy,
                       (common, accuracy([e.label for e in real], [common] * len(real))),
                       calibration(outputs["semantic"], real, settings), best_t, t_scores, pick,

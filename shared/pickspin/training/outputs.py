@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pickspin.core.routers import Classification, KeywordRouter, Router
+from pickspin.core.routers import ONE_SIDED, Classification, KeywordRouter, Router
 from pickspin.core.settings import COMPLEXITY_CLASSES, TIERS
 from pickspin.semantic.hybrid import decide
 from pickspin.semantic.runtime import SemanticRouter
@@ -28,6 +28,11 @@ class RouterOutput:
     classes: list[str]
     success: np.ndarray
     names: tuple[str, ...] = TIERS
+    # per row: the hybrid's short-prompt rule settled the class (None: no row was)
+    settled: tuple[bool, ...] | None = None
+
+    def settled_at(self, i: int) -> bool:
+        return bool(self.settled[i]) if self.settled is not None else False
 
     def relevance(self, quality: np.ndarray) -> np.ndarray:
         """n × tiers R̂: the success estimate where there is one, else probs · quality."""
@@ -37,7 +42,9 @@ class RouterOutput:
 
     def take(self, idx: Sequence[int]) -> RouterOutput:
         return RouterOutput(self.probs[list(idx)], [self.classes[i] for i in idx],
-                            self.success[list(idx)], self.names)
+                            self.success[list(idx)], self.names,
+                            None if self.settled is None
+                            else tuple(self.settled[i] for i in idx))
 
 
 def semantic_outputs(rows: Sequence[Example], semantic: Router, progress: Progress,
@@ -74,27 +81,44 @@ def semantic_outputs(rows: Sequence[Example], semantic: Router, progress: Progre
 
 
 def all_outputs(rows: Sequence[Example], semantic: Router, keyword: KeywordRouter,
-                threshold: float, progress: Progress) -> tuple[dict[str, RouterOutput], float]:
-    """Every router's output over `rows`, and the share of rows hybrid left to keywords."""
+                threshold: float, progress: Progress, settle_words: int = 0
+                ) -> tuple[dict[str, RouterOutput], float]:
+    """Every router's output over `rows`, and the share of rows hybrid left to keywords
+    (its threshold or its short-prompt rule, `settle_words`)."""
     sem = semantic_outputs(rows, semantic, progress)
     kw = [keyword.classify(r.text) for r in rows]
     kw_out = RouterOutput(np.array([[k.probabilities[c] for c in COMPLEXITY_CLASSES]
                                     for k in kw]).reshape(-1, 3),
                           [k.complexity for k in kw], np.full((len(rows), 3), np.nan))
-    hy = hybrid_of(kw, sem, threshold)
-    share = float(np.mean([decide(k, threshold) for k in kw])) if kw else 0.0
+    settles = settled_classes(rows, keyword, settle_words)
+    hy = hybrid_of(kw, sem, threshold, settles)
+    share = float(np.mean([decide(k, threshold) or s is not None
+                           for k, s in zip(kw, settles, strict=True)])) if kw else 0.0
     return {"keyword": kw_out, "semantic": sem, "hybrid": hy}, share
 
 
-def hybrid_of(keyword: Sequence[Classification], sem: RouterOutput, threshold: float
-              ) -> RouterOutput:
-    """The hybrid's output from the two routers' outputs (pure)."""
+def settled_classes(rows: Sequence[Example], keyword: KeywordRouter, settle_words: int
+                    ) -> list[str | None]:
+    """The class the short-prompt rule settles per row (None: not settled)."""
+    return [keyword.settles(r.text, settle_words) for r in rows]
+
+
+def hybrid_of(keyword: Sequence[Classification], sem: RouterOutput, threshold: float,
+              settles: Sequence[str | None] | None = None) -> RouterOutput:
+    """The hybrid's output from the two routers' outputs and the classes the short-prompt
+    rule settled (pure)."""
     probs, classes = sem.probs.copy(), list(sem.classes)
+    settled = [False] * len(classes)
     for i, k in enumerate(keyword):
-        if decide(k, threshold):  # the class follows the keywords; success stays the model's
+        fixed = settles[i] if settles is not None else None
+        if fixed is not None:  # the class is settled; success stays the model's
+            probs[i] = [ONE_SIDED[fixed][c] for c in COMPLEXITY_CLASSES]
+            classes[i] = fixed
+            settled[i] = True
+        elif decide(k, threshold):  # the class follows the keywords; success the model's
             probs[i] = [k.probabilities[c] for c in COMPLEXITY_CLASSES]
             classes[i] = k.complexity
-    return RouterOutput(probs, classes, sem.success.copy(), sem.names)
+    return RouterOutput(probs, classes, sem.success.copy(), sem.names, tuple(settled))
 
 
 def predicted(probs: np.ndarray) -> list[str]:

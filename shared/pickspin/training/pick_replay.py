@@ -52,6 +52,7 @@ class RouterRow:
     complexity: str
     probabilities: Mapping[str, float]
     success: Mapping[str, float]
+    settled: bool = False  # the hybrid's short-prompt rule settled the class
 
 
 def stand_ins(settings: Settings) -> dict[str, dict[str, str | None]]:
@@ -100,7 +101,7 @@ def replay_pick(settings: Settings, rows: Sequence[Example], said: Sequence[Rout
                 for strategy in STRATEGIES:
                     d = select(settings, stats, r.probabilities, profile=profile,
                                strategy=strategy.value, rng=rng, complexity=r.complexity,
-                               success=r.success or None)
+                               success=r.success or None, settled=r.settled)
                     add(f"{profile}/{strategy.value}", settings.service(d.chosen.service),
                         bool(ok[d.chosen.model]))
             # random assignment's expectation: every model with an outcome, equally weighted
@@ -190,14 +191,16 @@ def _bar(done: int, total: int, width: int = 30) -> str:
 
 
 def router_rows(probs: np.ndarray, classes: Sequence[str], success: np.ndarray,
-                names: Sequence[str] = TIERS) -> list[RouterRow]:
+                names: Sequence[str] = TIERS, settled: Sequence[bool] | None = None
+                ) -> list[RouterRow]:
     """`offline.RouterOutput` columns → one `RouterRow` per prompt; `names` names the success
     columns (the tiers, then any models with their own head)."""
     out = []
-    for p, c, s in zip(probs, classes, success, strict=True):
+    flags = settled if settled is not None else [False] * len(classes)
+    for p, c, s, f in zip(probs, classes, success, flags, strict=True):
         succ = {} if np.isnan(s).any() else {t: float(v) for t, v in zip(names, s, strict=True)}
         out.append(RouterRow(c, {k: float(v) for k, v in zip(COMPLEXITY_CLASSES, p,
-                                                               strict=True)}, succ))
+                                                               strict=True)}, succ, bool(f)))
     return out
 
 
