@@ -87,6 +87,7 @@ def select(
     complexity: str | None = None,
     success: Mapping[str, float] | None = None,
     pools: Mapping[str, int] | None = None,
+    time_of_day: float | None = None,
 ) -> Decision:
     """Algorithm 2 over healthy services with free capacity (and cold ones to wake),
     optionally one model only.
@@ -94,7 +95,9 @@ def select(
     The profile's trade-down floor (`Routing.trade_down`) then keeps only candidates of a
     tier ≥ class − `tiers` whose R̂ is within `relevance` of the best, while any is left;
     `complexity` defaults to the most probable class; `pools` are the profile's warm pools
-    (`warmpool.warm_pools`, computed when not given) for the billed cost basis."""
+    for the billed cost basis (when not given, `warmpool.warm_pools` at `time_of_day`:
+    seconds after midnight in the profile's timezone, `warmpool.time_of_day`, which brings
+    in the scheduled pools that hold at that time)."""
     profile_name = profile or settings.default_profile
     if profile_name not in settings.profiles:
         raise InvalidRequest(
@@ -128,7 +131,9 @@ def select(
     ranked_ids = {id(v) for v in candidates}
     full = [v for v in healthy if v.warm and id(v) not in ranked_ids]
     chosen_profile = settings.profile(profile_name)
-    billing = Billing(pools if pools is not None else warm_pools(settings, profile_name),
+    if pools is None and chosen_profile.cost_basis == "billed":
+        pools = warm_pools(settings, profile_name, time_of_day)
+    billing = Billing(pools or {},
                       chosen_profile.scaling.cooldown_seconds) \
         if chosen_profile.cost_basis == "billed" else None
     scored = score([*candidates, *full], probabilities, chosen_profile.weights,
