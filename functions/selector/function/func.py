@@ -36,6 +36,7 @@ from pickspin.core.selection import select
 from pickspin.core.settings import Settings
 from pickspin.core.snapshots import LatestSnapshot
 from pickspin.core.telemetry import snapshot_of
+from pickspin.core.warmpool import time_of_day
 
 SOURCE = "/pickspin/selector"
 MAX_AGE_ENV = "PICKSPIN_SNAPSHOT_MAX_AGE"
@@ -101,6 +102,7 @@ class SelectorFunction(EventFunction):
             profile=request.profile, model=request.model, strategy=request.strategy,
             exclude=request.exclude, complexity=classified.complexity,
             success=classified.success or None,
+            time_of_day=time_of_day(self.settings, request.profile, time.time()),
         )
         selected = RouteSelected(
             request_id=classified.request_id,
