@@ -91,6 +91,15 @@ class SelectorFunction(EventFunction):
         assert self.latest is not None
         self.latest.offer(data_of(event, TelemetrySnapshot))
 
+    def _time_of_day(self, profile: str | None) -> float | None:
+        """Now, in the timezone of the profile's scheduled pools (None for a profile that
+        does not exist: `select` refuses it)."""
+        assert self.settings is not None
+        name = profile or self.settings.default_profile
+        if name not in self.settings.profiles:
+            return None
+        return time_of_day(self.settings, name, time.time())
+
     async def route(self, event: CloudEvent) -> CloudEvent:
         assert self.latest is not None and self.settings is not None
         classified = data_of(event, PromptClassified)
@@ -102,7 +111,7 @@ class SelectorFunction(EventFunction):
             profile=request.profile, model=request.model, strategy=request.strategy,
             exclude=request.exclude, complexity=classified.complexity,
             success=classified.success or None,
-            time_of_day=time_of_day(self.settings, request.profile, time.time()),
+            time_of_day=self._time_of_day(request.profile),
         )
         selected = RouteSelected(
             request_id=classified.request_id,

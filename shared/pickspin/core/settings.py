@@ -81,7 +81,9 @@ class ScheduledPool(_Model):
     end: str = Field(pattern=_CLOCK)
     # -- replicas kept warm per tier within the window, placed as `warmPool` is
     warm_pool: dict[Tier, int] = Field(default_factory=dict)
-    # -- replicas kept warm on named services (<model>-<backend>) within the window
+    # -- replicas kept warm on named services (<model>-<backend>) within the window; a name
+    #    the matrix does not have is skipped, as a tier without services is (a matrix cut
+    #    down to some services, `pickspin up --services`, keeps its profiles)
     services: dict[str, int] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -323,12 +325,6 @@ class Settings(_Model):
             if svc.name in seen:
                 problems.append(f"services[{i}]: duplicate service {svc.name!r}")
             seen.add(svc.name)
-        for name, profile in self.profiles.items():
-            for j, entry in enumerate(profile.scaling.schedule):
-                unknown = sorted(set(entry.services) - seen)
-                if unknown:
-                    problems.append(f"profiles.{name}.scaling.schedule[{j}].services: unknown "
-                                    f"services {unknown}")
         for kind, names in (("models", [m.name for m in self.models]),
                             ("backends", [b.name for b in self.backends])):
             dupes = sorted({n for n in names if names.count(n) > 1})

@@ -89,8 +89,10 @@ def scheduled_pools(settings: Settings, profile: str | None = None
     out = []
     for entry in scaling.schedule:
         pools = _fill(settings, entry.warm_pool, scaling.warm_pool_scope)
+        budget = {s.name: s.max_replicas for s in settings.services}
         for name, n in entry.services.items():
-            pools[name] = max(pools[name], min(n, settings.service(name).max_replicas))
+            if name in budget:  # a name the matrix does not have is skipped
+                pools[name] = max(pools[name], min(n, budget[name]))
         out.append((entry, pools))
     return out
 
