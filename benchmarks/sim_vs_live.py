@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from pickspin.core.settings import DEFAULT_VALUES, Settings
+from pickspin.core.warmpool import time_of_day
 from pickspin.local.stack import Stack, down, up
 from pickspin.sim.command import DEFAULT_CACHE
 from pickspin.sim.engine import simulate
@@ -141,6 +142,7 @@ def main() -> int:
             time.sleep(3)  # a first telemetry tick after the warm pools came up
             stop = threading.Event()
             start = time.monotonic()
+            started_at = time.time()  # the scheduled warm pools read the time of day
             seen: list = []
             watcher = threading.Thread(target=lambda: seen.extend(
                 watch(scaler_url(stack), start, stop, 0.5)))
@@ -155,8 +157,9 @@ def main() -> int:
             down(Path(tmp) / "state")
     load_after = os.getloadavg()
 
-    env = Environment(**{**LOCAL.__dict__, "tokens": a.tokens, "sample_seconds": 0.5})
     profile = run_settings.default_profile
+    env = Environment(**{**LOCAL.__dict__, "tokens": a.tokens, "sample_seconds": 0.5,
+                         "start_of_day": time_of_day(run_settings, profile, started_at)})
     t0 = time.perf_counter()
     sim = simulate(run_settings, Config(f"pickspin/{profile}", profile), trace, rows, env,
                    seed=a.seed)

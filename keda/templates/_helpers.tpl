@@ -91,7 +91,17 @@ warmPool[tier].
 {{- define "pickspin-keda.warmPools" -}}
 {{- $ps := include "pickspin-keda.pickspin" . | fromJson -}}
 {{- $scaling := (index $ps.profiles $ps.defaultProfile).scaling | default dict -}}
-{{- $wanted := $scaling.warmPool | default dict -}}
+{{- include "pickspin-keda.fill" (dict "root" . "wanted" ($scaling.warmPool | default dict)) -}}
+{{- end -}}
+
+{{/*
+Replicas per service for `wanted` replicas per tier (dict "root" $ "wanted" dict), as JSON:
+the placement of pickspin.core.warmpool._fill (see warmPools).
+*/}}
+{{- define "pickspin-keda.fill" -}}
+{{- $ps := include "pickspin-keda.pickspin" .root | fromJson -}}
+{{- $scaling := (index $ps.profiles $ps.defaultProfile).scaling | default dict -}}
+{{- $wanted := .wanted -}}
 {{- $perTier := eq ($scaling.warmPoolScope | default "tier") "tier" -}}
 {{- $budget := dict -}}
 {{- range $ps.services -}}{{- $_ := set $budget (include "pickspin-keda.serviceName" .) (int .maxReplicas) -}}{{- end -}}
@@ -113,6 +123,36 @@ warmPool[tier].
 {{- $take := min $left (index $budget $name) -}}
 {{- $_ := set $out $name $take -}}
 {{- if $perTier -}}{{- $left = sub $left $take -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/*
+The cron triggers of one service under the active profile (dict "root" $ "svc" $svc), as a
+JSON list of {start, end, replicas, timezone}: each scheduled pool that keeps the service
+warm, its tiers placed as warmPool is and its named services on them (the larger where both
+count), within maxReplicas. Mirrors pickspin.core.warmpool.scheduled_pools; "HH:MM" becomes
+the daily cron time "M H * * *".
+*/}}
+{{- define "pickspin-keda.crons" -}}
+{{- $ps := include "pickspin-keda.pickspin" .root | fromJson -}}
+{{- $scaling := (index $ps.profiles $ps.defaultProfile).scaling | default dict -}}
+{{- $name := include "pickspin-keda.serviceName" .svc -}}
+{{- $out := list -}}
+{{- range $entry := $scaling.schedule | default list -}}
+{{- $pools := include "pickspin-keda.fill" (dict "root" $.root "wanted" ($entry.warmPool | default dict)) | fromJson -}}
+{{- $n := int (index $pools $name | default 0) -}}
+{{- $named := int (index ($entry.services | default dict) $name | default 0) -}}
+{{- $n = max $n (min $named (int $.svc.maxReplicas)) -}}
+{{- if gt $n 0 -}}
+{{- $start := splitList ":" $entry.start -}}
+{{- $end := splitList ":" $entry.end -}}
+{{- $out = append $out (dict
+      "start" (printf "%d %d * * *" (atoi (index $start 1)) (atoi (index $start 0)))
+      "end" (printf "%d %d * * *" (atoi (index $end 1)) (atoi (index $end 0)))
+      "replicas" $n
+      "timezone" ($scaling.timezone | default "UTC")) -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $out -}}

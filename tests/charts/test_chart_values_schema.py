@@ -35,7 +35,8 @@ def node(path: str) -> dict[str, Any]:
 @pytest.mark.parametrize("path, model", [
     ("", s.Settings), ("routing", s.Routing), ("routing.keywords", s.Keywords),
     ("profiles.{}", s.Profile), ("profiles.{}.weights", s.Weights),
-    ("profiles.{}.scaling", s.Scaling), ("models.[]", s.Model), ("backends.[]", s.Backend),
+    ("profiles.{}.scaling", s.Scaling), ("profiles.{}.scaling.schedule.[]", s.ScheduledPool),
+    ("models.[]", s.Model), ("backends.[]", s.Backend),
     ("services.[]", s.Service), ("services.[].priors", s.Priors),
     ("services.[].emulation", s.Emulation),
 ], ids=lambda x: x if isinstance(x, str) else "")

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from chart_helpers import REPO, VALUES, Render, of_kind
 
-from pickspin.core.policy import scaling_for
+from pickspin.core.policy import Cron, scaling_for
 from pickspin.core.settings import TIERS, Settings
 from pickspin.core.warmpool import warm_order, warm_pools
 
@@ -23,6 +23,15 @@ PROFILES = sorted(SETTINGS.profiles)
 
 def by_name(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: o for o in objects}
+
+
+def test_the_served_profile_schedules_cron_triggers(render: Render, values: dict) -> None:
+    scaled = by_name(of_kind(render(values), "ScaledObject"))
+    crons = {name: [t for t in o["spec"]["triggers"] if t["type"] == "cron"]
+             for name, o in scaled.items()}
+    expected = {name for name in scaled if scaling_for(SETTINGS, name).schedules}
+    assert expected  # the default profile has a schedule (values.yaml)
+    assert {name for name, c in crons.items() if c} == expected
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -69,6 +78,12 @@ def test_scaled_objects_carry_the_policy_numbers(render: Render, values: dict,
             # start), and fallback is only valid on AverageValue triggers
             assert trig["metadata"]["ignoreNullValues"] == "false"
             assert trig["metricType"] == "AverageValue"
+        # the profile's scheduled warm pools: one daily cron trigger per window that keeps
+        # this service warm
+        crons = [t for t in spec["triggers"] if t["type"] == "cron"]
+        assert len(spec["triggers"]) == 2 + len(crons)
+        assert tuple(Cron.from_metadata(t["metadata"]) for t in crons) == params.schedules
+        assert all(t["metadata"]["timezone"] == params.timezone for t in crons)
         fallback = spec["fallback"]
         wanted = {**KEDA_DEFAULTS["scaling"], **keda["scaling"]}
         assert fallback["failureThreshold"] == wanted["fallbackFailureThreshold"] >= 1

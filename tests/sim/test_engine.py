@@ -77,10 +77,39 @@ def test_warm_pools_are_ready_at_the_start_and_cost_while_idle(settings, rows):
     low = next(k for k, r in rows.items() if r.complexity == "low")
     r = simulate(settings, Config("pickspin/balanced", "balanced"),
                  Trace(np.array([3600.0]), (low,)), rows, CLUSTER)
-    pools = {n for n, k in warm_pools(settings, "balanced").items() if k}
-    assert pools == {warm_order(settings, "small")[0].name}  # one warm small service
+    base = {n for n, k in warm_pools(settings, "balanced").items() if k}
+    assert base == {warm_order(settings, "small")[0].name}  # one warm small service
+    # the generated day starts at midnight: the night's scheduled pool is warm too
+    pools = {n for n, k in warm_pools(settings, "balanced", time_of_day=0.0).items() if k}
+    assert pools > base
     assert {n for n, sec in r.replica_seconds.items() if sec >= 3600} == pools
     assert not r.outcome.cold_wait[0]
+
+
+def test_a_scheduled_pool_is_warm_in_its_window_and_scales_to_zero_after_it(settings, rows):
+    """A day with one large replica scheduled from 01:00 to 02:00 and no traffic: the
+    replica starts at 01:00 (the cron trigger activates the ScaledObject), is billed through
+    the window and is gone one cooldown after it; the static sizing of the same profile
+    reads the pools at each request's time."""
+    prof = settings.profile("balanced")
+    entry = {"start": "01:00", "end": "02:00", "warmPool": {"large": 1}}
+    scaling = prof.scaling.model_validate(
+        {**prof.scaling.model_dump(by_alias=True), "schedule": [entry]})
+    changed = settings.model_copy(update={"profiles": {
+        **settings.profiles, "balanced": prof.model_copy(update={"scaling": scaling})}})
+    large = warm_order(changed, "large")[0]
+    low = next(k for k, r in rows.items() if r.complexity == "low")
+    r = simulate(changed, Config("pickspin/balanced", "balanced"),
+                 Trace(np.array([3.5 * 3600]), (low,)), rows, CLUSTER)
+    col = r.services.index(large.name)
+    up = r.samples[r.replicas[:, col] > 0]
+    assert up.min() == pytest.approx(3600, abs=CLUSTER.polling_seconds)
+    cooldown = prof.scaling.cooldown_seconds
+    assert up.max() == pytest.approx(7200 + cooldown, abs=2 * CLUSTER.polling_seconds
+                                     + CLUSTER.sample_seconds)
+    assert r.cold_starts[large.name] == 1
+    assert r.replica_seconds[large.name] == pytest.approx(
+        3600 + cooldown, abs=large.cold_start_seconds + 3 * CLUSTER.polling_seconds)
 
 
 def test_a_burst_beyond_one_replica_scales_out_by_littles_law(settings, rows):

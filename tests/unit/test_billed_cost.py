@@ -7,7 +7,15 @@ from __future__ import annotations
 import pytest
 
 from pickspin.core.events import ServiceStats
-from pickspin.core.scoring import Billing, Ranges, ServiceView, billed_cost, score, wake_cost
+from pickspin.core.scoring import (
+    Billing,
+    Ranges,
+    ServiceView,
+    billed_cost,
+    cost_per_query,
+    score,
+    wake_cost,
+)
 
 HIGH = {"low": 0.03, "medium": 0.12, "high": 0.85}
 
@@ -47,3 +55,40 @@ def test_on_the_billed_basis_the_warm_pool_is_cheaper_than_a_smaller_cold_model(
 def test_the_profile_chooses_the_basis(settings):
     assert {p: settings.profile(p).cost_basis for p in settings.profiles}["quality"] \
         == "allocated"
+
+
+def test_the_billed_basis_prices_the_pools_that_hold_at_the_time_of_day(settings):
+    """The served balanced profile schedules one deepseek-r1 replica by day: at noon the
+    selector takes it as already paid for (Ĉ = 1), at 03:00 the same warm replica is above
+    the pool and costs the gap to the next request; the night's qwen-3-235b replica the
+    other way round."""
+    from pickspin.core.selection import select
+    from pickspin.core.warmpool import warm_pools
+
+    assert settings.profile("balanced").cost_basis == "billed"
+    warm = {s.name: ServiceStats(replicas=0, ready_replicas=0) for s in settings.services}
+    warm |= {name: ServiceStats(replicas=1, ready_replicas=1, rate_per_second=0.01)
+             for name in ("deepseek-r1-trtllm", "qwen-3-235b-tgi")}
+    cost = {}
+    for hour in (3, 12):
+        d = select(settings, warm, HIGH, profile="balanced", complexity="high",
+                   time_of_day=hour * 3600.0)
+        cost[hour] = {c.service: c.breakdown.cost for c in (d.chosen, *d.runners_up)}
+        assert d.chosen.service == ("qwen-3-235b-tgi" if hour == 3 else "deepseek-r1-trtllm")
+    assert cost[12]["deepseek-r1-trtllm"] == 1.0 > cost[3]["deepseek-r1-trtllm"]
+    assert cost[3]["qwen-3-235b-tgi"] == 1.0 > cost[12]["qwen-3-235b-tgi"]
+    # without a time the selector prices the all-day pool only
+    assert warm_pools(settings, "balanced")["deepseek-r1-trtllm"] == 0
+
+
+def test_replicas_nobody_reports_are_priced_by_the_gpu_time_a_request_occupies(settings):
+    """Without a scaler (`pickspin up --always-on`, `pickspin replay`) the selector does not
+    know which replicas the pools pay for: a warm service of unknown replicas is charged its
+    slot share, not taken as free (every one of them was, and an easy prompt went to the
+    large model whose R̂ edged the small one's)."""
+    billing = Billing({"gemma-3-27b-trtllm": 1}, cooldown_seconds=300)
+    for name in ("gemma-3-27b-trtllm", "qwen-3-235b-trtllm", "deepseek-r1-trtllm"):
+        unknown = _view(settings, name)
+        assert billed_cost(unknown, 4.0, billing) == cost_per_query(unknown.service, 4.0) > 0
+    known = _view(settings, "gemma-3-27b-trtllm", replicas=1, ready_replicas=1)
+    assert billed_cost(known, 4.0, billing) == 0.0

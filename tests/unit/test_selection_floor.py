@@ -192,6 +192,22 @@ def test_a_settled_low_prompt_may_stay_on_the_small_tier_under_balanced(settings
     assert _tier(settings, settled.chosen) == "small"
 
 
+@pytest.mark.parametrize("profile", ["balanced", "cost", "speed"])
+@pytest.mark.parametrize("hour", [3, 12, 22])
+def test_a_settled_easy_request_stays_small_whatever_the_heads_say_of_it(settings, profile,
+                                                                          hour):
+    """What the heads say of "Thanks!" (small 0.50, large 0.78) is not about thanks: a settled
+    low request is scored on the models' quality for the low class, so it stays on the small
+    tier at every hour of balanced's schedule (a free large replica by day and by night)."""
+    thanks = {"small": 0.50, "medium": 0.60, "large": 0.78}
+    d = select(settings, {}, LOW, profile=profile, complexity="low", success=thanks,
+               settled=True, time_of_day=hour * 3600.0)
+    assert _tier(settings, d.chosen) == "small"
+    unsettled = select(settings, {}, LOW, profile="balanced", complexity="low",
+                       success=thanks, time_of_day=hour * 3600.0)
+    assert _tier(settings, unsettled.chosen) != "small"  # the same heads, not settled
+
+
 @pytest.mark.parametrize("profile", ["quality", "balanced"])
 def test_a_settled_high_prompt_goes_to_the_large_tier_only(settings, profile):
     # with the medium tier's R̂ close to the large one's, the usual floor lets it go medium

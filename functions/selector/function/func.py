@@ -36,6 +36,7 @@ from pickspin.core.selection import select
 from pickspin.core.settings import Settings
 from pickspin.core.snapshots import LatestSnapshot
 from pickspin.core.telemetry import snapshot_of
+from pickspin.core.warmpool import time_of_day
 
 SOURCE = "/pickspin/selector"
 MAX_AGE_ENV = "PICKSPIN_SNAPSHOT_MAX_AGE"
@@ -90,6 +91,15 @@ class SelectorFunction(EventFunction):
         assert self.latest is not None
         self.latest.offer(data_of(event, TelemetrySnapshot))
 
+    def _time_of_day(self, profile: str | None) -> float | None:
+        """Now, in the timezone of the profile's scheduled pools (None for a profile that
+        does not exist: `select` refuses it)."""
+        assert self.settings is not None
+        name = profile or self.settings.default_profile
+        if name not in self.settings.profiles:
+            return None
+        return time_of_day(self.settings, name, time.time())
+
     async def route(self, event: CloudEvent) -> CloudEvent:
         assert self.latest is not None and self.settings is not None
         classified = data_of(event, PromptClassified)
@@ -101,6 +111,7 @@ class SelectorFunction(EventFunction):
             profile=request.profile, model=request.model, strategy=request.strategy,
             exclude=request.exclude, complexity=classified.complexity,
             success=classified.success or None, settled=classified.settled,
+            time_of_day=self._time_of_day(request.profile),
         )
         selected = RouteSelected(
             request_id=classified.request_id,

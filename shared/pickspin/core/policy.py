@@ -16,7 +16,10 @@ algorithm, https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autos
   `cooldownPeriod` (only when minReplicaCount is 0); the HPA moves 1 ↔ N within
   [max(1, minReplicaCount), maxReplicaCount];
 - scale-down is stabilised: the HPA applies the largest raw recommendation of the last
-  `stabilizationWindowSeconds` (scale-up is not delayed).
+  `stabilizationWindowSeconds` (scale-up is not delayed);
+- a `cron` trigger (a profile's scheduled warm pool) is active from its start to its end
+  every day and then asks for `desiredReplicas` (metric = desiredReplicas, AverageValue
+  target 1); outside its window it is inactive (https://keda.sh/docs/2.20/scalers/cron/).
 
 >>> params = ScalingParams(service="m-vllm", threshold=10, min_replicas=0, max_replicas=4,
 ...                        cooldown_seconds=300, stabilization_seconds=120)
@@ -33,13 +36,39 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from pickspin.core.settings import Settings
-from pickspin.core.warmpool import warm_pools
+from pickspin.core.settings import Settings, covers
+from pickspin.core.warmpool import scheduled_pools, warm_pools
 
 #: The HPA's default tolerance (kube-controller-manager --horizontal-pod-autoscaler-tolerance).
 HPA_TOLERANCE = 0.1
 #: KEDA's default pollingInterval in seconds.
 DEFAULT_POLLING_INTERVAL = 30
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A KEDA `cron` trigger: `replicas` from `start` to `end` (seconds after midnight in
+    the ScaledObject's timezone), every day."""
+
+    start: int
+    end: int
+    replicas: int
+
+    def covers(self, time_of_day: float) -> bool:
+        return covers(self.start, self.end, time_of_day)
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, Any]) -> Cron:
+        """From a cron trigger's metadata as the keda chart renders it (daily `M H * * *`)."""
+        return cls(_daily(meta["start"]), _daily(meta["end"]), int(meta["desiredReplicas"]))
+
+
+def _daily(expression: str) -> int:
+    minute, hour, *rest = str(expression).split()
+    if rest != ["*", "*", "*"] or not (minute.isdigit() and hour.isdigit()):
+        raise ValueError(f"only daily cron times (`M H * * *`) are supported, got "
+                         f"{expression!r}")
+    return int(hour) * 3600 + int(minute) * 60
 
 
 @dataclass(frozen=True)
@@ -67,6 +96,10 @@ class ScalingParams:
     polling_interval: int = DEFAULT_POLLING_INTERVAL
     model: str = ""
     backend: str = ""
+    #: the profile's scheduled warm pools on this service (cron triggers)
+    schedules: tuple[Cron, ...] = ()
+    #: IANA time zone the cron triggers are evaluated in
+    timezone: str = "UTC"
 
     @classmethod
     def from_scaled_object(cls, obj: Mapping[str, Any]) -> ScalingParams:
@@ -78,6 +111,7 @@ class ScalingParams:
         behavior = (spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {})
                     .get("behavior", {}))
         labels = obj.get("metadata", {}).get("labels", {})
+        crons = [t["metadata"] for t in spec["triggers"] if t.get("type") == "cron"]
         return cls(
             service=obj["metadata"]["name"],
             threshold=float(demand["threshold"]),
@@ -93,12 +127,21 @@ class ScalingParams:
             polling_interval=int(spec.get("pollingInterval", DEFAULT_POLLING_INTERVAL)),
             model=labels.get("pickspin.io/model", ""),
             backend=labels.get("pickspin.io/backend", ""),
+            schedules=tuple(Cron.from_metadata(m) for m in crons),
+            timezone=str(crons[0].get("timezone", "UTC")) if crons else "UTC",
         )
 
     @property
     def pending_target(self) -> float:
         """Threshold of the pending trigger (the demand threshold unless set)."""
         return self.pending_threshold or self.threshold
+
+    def scheduled(self, time_of_day: float | None) -> int:
+        """The replicas the cron triggers ask for at `time_of_day` (seconds after midnight in
+        `timezone`): the largest of the active ones, 0 when none is (or no time is given)."""
+        if time_of_day is None:
+            return 0
+        return max((c.replicas for c in self.schedules if c.covers(time_of_day)), default=0)
 
     @property
     def hpa_min(self) -> int:
@@ -120,6 +163,8 @@ class Observation:
     idle_seconds: float = 0.0
     #: raw HPA recommendations within the scale-down stabilisation window, oldest first
     recent_recommendations: tuple[int, ...] = ()
+    #: replicas the active cron triggers ask for (0: none active)
+    scheduled: int = 0
 
 
 class Reason(StrEnum):
@@ -148,6 +193,7 @@ def is_active(obs: Observation, params: ScalingParams) -> bool:
     return (
         obs.demand > params.activation_threshold
         or obs.pending > params.pending_activation_threshold
+        or obs.scheduled > 0
     )
 
 
@@ -163,17 +209,19 @@ def metric_proposal(value: float, threshold: float, current: int,
 
 
 def hpa_recommendation(obs: Observation, params: ScalingParams) -> int:
-    """The largest proposal over both triggers (demand and pending), before stabilisation."""
+    """The largest proposal over the triggers (demand, pending and the active cron ones),
+    before stabilisation."""
     return max(
         metric_proposal(obs.demand, params.threshold, obs.current_replicas),
         metric_proposal(obs.pending, params.pending_target, obs.current_replicas),
+        metric_proposal(obs.scheduled, 1.0, obs.current_replicas) if obs.scheduled else 0,
     )
 
 
 def _untolerated(obs: Observation, params: ScalingParams) -> int:
     """The proposal the HPA would make without its tolerance band."""
     return max(math.ceil(obs.demand / params.threshold),
-               math.ceil(obs.pending / params.pending_target))
+               math.ceil(obs.pending / params.pending_target), obs.scheduled)
 
 
 def stabilize(raw: int, current: int, recent: Iterable[int]) -> int:
@@ -224,16 +272,19 @@ class PollMemory:
 
 
 def poll(memory: PollMemory, params: ScalingParams, demand: float, pending: float,
-         current: int, now: float) -> tuple[Observation, Decision]:
+         current: int, now: float, time_of_day: float | None = None
+         ) -> tuple[Observation, Decision]:
     """One polling instant as KEDA runs it: forget recommendations older than the
-    stabilisation window, `decide`, and remember what the next poll needs. Used by the local
-    scaler on real processes and by the trace simulator in simulated time."""
+    stabilisation window, `decide`, and remember what the next poll needs. `time_of_day`
+    (seconds after midnight in `params.timezone`) is what the cron triggers read. Used by
+    the local scaler on real processes and by the trace simulator in simulated time."""
     window = params.stabilization_seconds
     while memory.recommendations and now - memory.recommendations[0][0] > window:
         memory.recommendations.popleft()
     obs = Observation(demand=demand, pending=pending, current_replicas=current,
                       idle_seconds=now - memory.last_active,
-                      recent_recommendations=tuple(r for _, r in memory.recommendations))
+                      recent_recommendations=tuple(r for _, r in memory.recommendations),
+                      scheduled=params.scheduled(time_of_day))
     decision = decide(obs, params)
     if decision.active:
         memory.last_active = now
@@ -265,6 +316,9 @@ def scaling_for(
         raise KeyError(f"unknown profile {profile_name!r} (have {sorted(settings.profiles)})")
     svc = settings.service(service_name)  # KeyError listing the services there are
     scaling = settings.profile(profile_name).scaling
+    crons = tuple(Cron(*entry.seconds, pools[svc.name])
+                  for entry, pools in scheduled_pools(settings, profile_name)
+                  if pools[svc.name] > 0)
     threshold = target_concurrency(svc.concurrency, scaling.target_utilization)
     return ScalingParams(
         service=svc.name,
@@ -278,4 +332,6 @@ def scaling_for(
         stabilization_seconds=scaling.scale_down_stabilization_seconds,
         activation_threshold=activation_threshold,
         polling_interval=polling_interval,
+        schedules=crons,
+        timezone=scaling.timezone,
     )

@@ -156,8 +156,12 @@ def billed_cost(view: ServiceView, latency_seconds: float, billing: Billing) -> 
       would have come anyway, min(1 / rate, cooldown) seconds (nearly nothing at a busy
       service; a whole cooldown at an idle one);
     - a service at zero: a whole replica's start and cooldown (`wake_cost`) plus the slot
-      share of the request; starting or full: the slot share (`cost_per_query`)."""
+      share of the request; starting or full: the slot share (`cost_per_query`);
+    - replicas unknown (no scaler reports them: `pickspin up --always-on`, `pickspin
+      replay`): what the choice adds to the bill is unknown too, so the slot share."""
     stats, svc = view.stats, view.service
+    if stats.ready_replicas is None and stats.replicas is None:
+        return cost_per_query(svc, latency_seconds)
     if view.warm and view.has_capacity:
         ready = stats.ready_replicas if stats.ready_replicas is not None else 0
         above = ready - billing.pools.get(svc.name, 0)

@@ -13,9 +13,11 @@ holds only that part (the ConfigMap the chart renders) loads the same way.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -66,11 +68,72 @@ class Weights(_Model):
     cost: float = Field(ge=0)
 
 
+Tier = Literal["small", "medium", "large"]
+_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class ScheduledPool(_Model):
+    """Warm replicas per tier between two times of the day, every day (a KEDA `cron`
+    trigger on the tier's designated services: `desiredReplicas` from `start` to `end`)."""
+
+    # -- "HH:MM" in the profile's `timezone`; a window may cross midnight (21:00 → 07:00)
+    start: str = Field(pattern=_CLOCK)
+    end: str = Field(pattern=_CLOCK)
+    # -- replicas kept warm per tier within the window, placed as `warmPool` is
+    warm_pool: dict[Tier, int] = Field(default_factory=dict)
+    # -- replicas kept warm on named services (<model>-<backend>) within the window; a name
+    #    the matrix does not have is skipped, as a tier without services is (a matrix cut
+    #    down to some services, `pickspin up --services`, keeps its profiles)
+    services: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _valid(self) -> ScheduledPool:
+        if self.start == self.end:
+            raise ValueError(f"a scheduled pool's start and end differ (KEDA cron), got "
+                             f"{self.start} twice")
+        bad = {k: n for k, n in (self.warm_pool | self.services).items() if n < 0}
+        if bad:
+            raise ValueError(f"scheduled replicas must be >= 0, got {bad}")
+        return self
+
+    @property
+    def seconds(self) -> tuple[int, int]:
+        """(start, end) in seconds after midnight."""
+        return clock_seconds(self.start), clock_seconds(self.end)
+
+    def covers(self, time_of_day: float) -> bool:
+        """Whether the window holds `time_of_day` (seconds after midnight, local); the
+        start is in it, the end is not."""
+        return covers(*self.seconds, time_of_day)
+
+
+def clock_seconds(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 3600 + int(minutes) * 60
+
+
+def local_time_of_day(epoch_seconds: float, timezone: str) -> float:
+    """Seconds after midnight in `timezone` (IANA) at `epoch_seconds`."""
+    local = datetime.fromtimestamp(epoch_seconds, ZoneInfo(timezone))
+    return local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+
+
+def covers(start: int, end: int, time_of_day: float) -> bool:
+    """`time_of_day` in [start, end) of a daily window (crossing midnight when end < start)."""
+    t = time_of_day % 86_400
+    return start <= t < end if start < end else t >= start or t < end
+
+
 class Scaling(_Model):
     """The Spin half of a profile (paper Algorithm 1)."""
 
     # -- replicas kept warm per model tier
-    warm_pool: dict[Literal["small", "medium", "large"], int] = Field(default_factory=dict)
+    warm_pool: dict[Tier, int] = Field(default_factory=dict)
+    # -- more replicas warm at set times of the day (KEDA `cron` triggers); a service keeps
+    #    the largest of its `warmPool` share and every window that holds the time
+    schedule: tuple[ScheduledPool, ...] = ()
+    # -- IANA time zone of the schedule's times
+    timezone: str = "UTC"
     # -- `tier`: warmPool[tier] replicas across the tier, on its designated services
     #    (`pickspin.core.warmpool.warm_order`); `service`: warmPool[tier] on every service of it
     warm_pool_scope: Literal["tier", "service"] = "tier"
@@ -90,6 +153,11 @@ class Scaling(_Model):
         bad = {tier: n for tier, n in self.warm_pool.items() if n < 0}
         if bad:
             raise ValueError(f"warmPool must be >= 0, got {bad}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r} (an IANA name such as "
+                             "UTC or Europe/Berlin)") from None
         return self
 
 

@@ -14,13 +14,25 @@ strongest model (largest `abilityOffset`, the shift of R̂ against the tier's st
 the largest mean `quality`), and of that model the backend with the fastest warm prior, which
 has the best T̂ and, at equal GPUs, price and concurrency, the best Ĉ.
 
+A profile's `schedule` adds warm replicas at set times of the day (KEDA `cron` triggers
+on the same designated services): `warm_pools(..., time_of_day=…)` is the pool at that time.
+
 >>> warm_pools(Settings.load(), "balanced")["gemma-3-27b-trtllm"]   # doctest: +SKIP
 1
 """
 
 from __future__ import annotations
 
-from pickspin.core.settings import TIERS, Service, Settings
+from collections.abc import Mapping
+from typing import Any
+
+from pickspin.core.settings import (
+    TIERS,
+    ScheduledPool,
+    Service,
+    Settings,
+    local_time_of_day,
+)
 
 
 def warm_key(settings: Settings, service: Service) -> str:
@@ -39,16 +51,53 @@ def warm_order(settings: Settings, tier: str) -> list[Service]:
     return sorted(members, key=lambda s: warm_key(settings, s))
 
 
-def warm_pools(settings: Settings, profile: str | None = None) -> dict[str, int]:
-    """Service name → replicas kept warm (minReplicaCount) under `profile` (default: the
-    settings' defaultProfile); every service is present, most at 0."""
-    scaling = settings.profile(profile).scaling
+def _fill(settings: Settings, wanted: Mapping[Any, int], scope: str) -> dict[str, int]:
     out = {s.name: 0 for s in settings.services}
     for tier in TIERS:
-        wanted = scaling.warm_pool.get(tier, 0)  # type: ignore[call-overload]
+        left = wanted.get(tier, 0)
         for svc in warm_order(settings, tier):
-            take = min(wanted, svc.max_replicas)
+            take = min(left, svc.max_replicas)
             out[svc.name] = take
-            if scaling.warm_pool_scope == "tier":
-                wanted -= take
+            if scope == "tier":
+                left -= take
     return out
+
+
+def warm_pools(settings: Settings, profile: str | None = None,
+               time_of_day: float | None = None) -> dict[str, int]:
+    """Service name → replicas kept warm under `profile` (default: the settings'
+    defaultProfile); every service is present, most at 0. Without `time_of_day` the
+    `warmPool` all day long (minReplicaCount); with it (seconds after midnight in the
+    profile's timezone, `time_of_day`) also every scheduled pool whose window holds it: per
+    service the largest, as the HPA takes the largest of minReplicaCount and the cron
+    triggers."""
+    scaling = settings.profile(profile).scaling
+    out = _fill(settings, scaling.warm_pool, scaling.warm_pool_scope)
+    if time_of_day is not None:
+        for entry, pools in scheduled_pools(settings, profile):
+            if entry.covers(time_of_day):
+                out = {name: max(n, pools[name]) for name, n in out.items()}
+    return out
+
+
+def scheduled_pools(settings: Settings, profile: str | None = None
+                    ) -> list[tuple[ScheduledPool, dict[str, int]]]:
+    """Each scheduled pool of `profile` with its replicas per service (`desiredReplicas` of
+    the service's cron trigger): its tiers' replicas placed on the designated services as
+    `warmPool` is, its named services' on them (the largest where both name one)."""
+    scaling = settings.profile(profile).scaling
+    out = []
+    for entry in scaling.schedule:
+        pools = _fill(settings, entry.warm_pool, scaling.warm_pool_scope)
+        budget = {s.name: s.max_replicas for s in settings.services}
+        for name, n in entry.services.items():
+            if name in budget:  # a name the matrix does not have is skipped
+                pools[name] = max(pools[name], min(n, budget[name]))
+        out.append((entry, pools))
+    return out
+
+
+def time_of_day(settings: Settings, profile: str | None, epoch_seconds: float) -> float:
+    """Seconds after midnight at `epoch_seconds` in the timezone of the profile's schedule
+    (what its cron triggers are evaluated in)."""
+    return local_time_of_day(epoch_seconds, settings.profile(profile).scaling.timezone)

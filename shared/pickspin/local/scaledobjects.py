@@ -69,7 +69,9 @@ def render(settings: Settings, prometheus_url: str, polling_interval: int = 1,
 
 def read(obj: dict[str, Any]) -> LocalScaledObject:
     """A rendered ScaledObject → policy parameters and the queries behind its triggers."""
-    triggers = {t["name"]: _trigger(t) for t in obj["spec"]["triggers"]}
+    # the cron triggers (scheduled warm pools) are read into the params; they query nothing
+    triggers = {t["name"]: _trigger(t) for t in obj["spec"]["triggers"]
+                if t.get("type", "prometheus") == "prometheus"}
     fallback = obj["spec"].get("fallback")
     return LocalScaledObject(
         ScalingParams.from_scaled_object(obj), triggers["demand"], triggers["pending"],

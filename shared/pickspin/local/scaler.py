@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from pickspin.adapters.promstats import QueryClient, connect, instant_value
 from pickspin.core.policy import Decision, Observation, PollMemory, poll
-from pickspin.core.settings import BackendKind, Settings
+from pickspin.core.settings import BackendKind, Settings, local_time_of_day
 from pickspin.core.telemetry import StatsUnavailable
 from pickspin.local.launch import (
     launcher_for,
@@ -56,11 +56,14 @@ class History:
 
 class LocalScaler:
     def __init__(self, objects: dict[str, LocalScaledObject], pools: dict[str, ServicePool],
-                 query: Query, clock: Callable[[], float] = time.monotonic) -> None:
+                 query: Query, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.objects = objects
         self.pools = pools
         self.query = query
         self.clock = clock
+        #: epoch seconds, for the cron triggers' time of day
+        self.wall = wall
         self.history = {name: History(PollMemory(clock())) for name in objects}
 
     async def poll(self) -> None:
@@ -78,7 +81,8 @@ class LocalScaler:
                 await self._fall_back(name, so, pool, h.failures, exc)
                 continue
             h.failures = 0
-            obs, decision = poll(h.memory, so.params, demand, pending, pool.count, self.clock())
+            obs, decision = poll(h.memory, so.params, demand, pending, pool.count, self.clock(),
+                                 local_time_of_day(self.wall(), so.params.timezone))
             if decision.replicas != pool.count:
                 log.info("%s: %d -> %d replicas (%s; demand %.2f, pending %.0f)", name,
                          pool.count, decision.replicas, decision.reason, demand, pending)

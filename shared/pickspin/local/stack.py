@@ -23,7 +23,7 @@ import httpx
 import yaml
 
 from pickspin.core.policy import scaling_for
-from pickspin.core.settings import Settings
+from pickspin.core.settings import Settings, local_time_of_day
 from pickspin.local.launch import orphans, real_kinds
 from pickspin.local.plan import (
     REPO,
@@ -222,7 +222,11 @@ def _wait_started(stack: Stack, count: int, timeout: float) -> None:
 
 def _wait_warm_pools(runtime: Settings, scaler: Spec, timeout: float, log: bool) -> None:
     """Until every warm pool the profile asks for is ready (read from the scaler)."""
-    want = {s.name: scaling_for(runtime, s.name).min_replicas for s in runtime.services}
+    params = [scaling_for(runtime, s.name) for s in runtime.services]
+    # the warm pool and what the cron triggers ask for now (the scheduled pools)
+    want = {p.service: max(p.min_replicas,
+                           p.scheduled(local_time_of_day(time.time(), p.timezone)))
+            for p in params}
     want = {name: n for name, n in want.items() if n > 0}
     deadline = time.monotonic() + timeout
     ready: dict[str, int] = {}

@@ -56,9 +56,11 @@ def replicas_for(peak_rate: float, timing: ServiceTiming, tokens: int, target: f
 
 
 def warm_choices(settings: Settings, config: Config, rows: Mapping[str, PromptRow],
-                 keys: list[str], seed: int = 13) -> dict[str, str]:
+                 keys: list[str], seed: int = 13, time_of_day: float | None = None
+                 ) -> dict[str, str]:
     """prompt id → the service `config` routes it to when every service it deploys (all,
-    unless it is static) is warm."""
+    unless it is static) is warm, at `time_of_day` (the warm pools that hold then, which the
+    billed cost basis reads)."""
     deployed = config.static if config.static is not None else \
         {s.name: 1 for s in settings.services}
     warm = {s.name: ServiceStats(replicas=1, ready_replicas=1) if s.name in deployed
@@ -74,12 +76,13 @@ def warm_choices(settings: Settings, config: Config, rows: Mapping[str, PromptRo
             d = select(settings, warm, row.probabilities, profile=config.profile,
                        strategy=config.strategy, exclude=exclude, rng=rng,
                        complexity=row.complexity, success=row.success or None,
-                       settled=row.settled)
+                       settled=row.settled, time_of_day=time_of_day)
         else:
             model = config.model if config.model != RANDOM_ASSIGNMENT else \
                 rng.choice(sorted(row.correct))
             d = select(settings, warm, EVEN, profile=config.profile, model=model,
-                       exclude=exclude, rng=rng, complexity="medium")
+                       exclude=exclude, rng=rng, complexity="medium",
+                       time_of_day=time_of_day)
         out[key] = d.chosen.service
     return out
 
@@ -96,8 +99,18 @@ def size_static(settings: Settings, config: Config, trace: Trace,
                 rows: Mapping[str, PromptRow], env: Environment, target: float,
                 peak_bin_seconds: float = 300.0) -> Sizing:
     """Replicas per service for a static deployment of `config` (see the module doc)."""
-    chosen = warm_choices(settings, config, rows, sorted(set(trace.prompts)))
-    services = np.array([chosen[p] for p in trace.prompts])
+    # the routing changes only where a scheduled warm pool begins or ends (billed Ĉ)
+    schedule = settings.profile(config.profile).scaling.schedule
+    at = (env.start_of_day + trace.times) % 86_400
+    state = [tuple(e.covers(t) for e in schedule) for t in at]
+    services = np.empty(len(trace.prompts), dtype=object)
+    for key in set(state):
+        mask = np.array([s == key for s in state])
+        first = float(at[mask][0])
+        prompts = [p for p, m in zip(trace.prompts, mask, strict=True) if m]
+        chosen = warm_choices(settings, config, rows, sorted(set(prompts)),
+                              time_of_day=first)
+        services[mask] = [chosen[p] for p in prompts]
     edges = np.arange(0, trace.seconds + peak_bin_seconds, peak_bin_seconds)
     replicas, peaks, taken = {}, {}, {}
     for svc in settings.services:

@@ -113,8 +113,11 @@ class Simulation:
             self.svc[s.name] = _Service(ServiceTiming.of(s, env.spawn_seconds), params,
                                         PollMemory(0.0))
         self.window = Window(settings, env.telemetry_window_seconds, clock=lambda: self.now)
-        #: the profile's warm pools, as `select` would compute them per request
-        self.pools = warm_pools(settings, config.profile)
+        #: the profile's warm pools at each time of day, as `select` computes them per
+        #: request: keyed by the scheduled windows that hold (the trace starts at
+        #: `env.start_of_day`)
+        self.schedule = settings.profile(config.profile).scaling.schedule
+        self.pools_by_windows: dict[tuple[bool, ...], dict[str, int]] = {}
         self.snapshot: Mapping[str, ServiceStats] = {}
         self.snapshot_at = 0.0
         self.heap: list[tuple[float, int, int, int, str]] = []
@@ -148,7 +151,8 @@ class Simulation:
         else:
             for s in self.svc.values():  # the warm pools, ready when the trace starts
                 assert s.params is not None
-                s.replicas = [_Replica(0.0, ready=True) for _ in range(s.params.min_replicas)]
+                warm = max(s.params.min_replicas, s.params.scheduled(self._time_of_day()))
+                s.replicas = [_Replica(0.0, ready=True) for _ in range(warm)]
         self._tick()
         if self.config.static is None:
             self._at(self.env.polling_seconds, POLL)
@@ -229,14 +233,14 @@ class Simulation:
                 d = select(self.settings, self.snapshot, row.probabilities,
                            profile=cfg.profile, strategy=cfg.strategy, exclude=exclude,
                            rng=self.rng, complexity=row.complexity,
-                           success=row.success or None, pools=self.pools,
+                           success=row.success or None, pools=self._pools(),
                            settled=row.settled)
             else:  # the gateway's concrete-model path: no classification, still Spin
                 model = cfg.model if cfg.model != RANDOM_ASSIGNMENT else \
                     self.rng.choice(sorted(row.correct))
                 d = select(self.settings, self.snapshot, EVEN, profile=cfg.profile,
                            model=model, exclude=exclude, rng=self.rng, complexity="medium",
-                           pools=self.pools)
+                           pools=self._pools())
         except NoCandidate:
             self.errors += 1
             return
@@ -249,6 +253,19 @@ class Simulation:
             self._hold(i, plan.chosen.service, plan.after_timeout, plan.limit)
             return
         self._dispatch(i, plan.now, plan.last_hold)
+
+    def _pools(self) -> dict[str, int]:
+        """The warm pools now (the base pool and the scheduled ones whose window holds)."""
+        at = self._time_of_day()
+        key = tuple(e.covers(at) for e in self.schedule)
+        pools = self.pools_by_windows.get(key)
+        if pools is None:
+            pools = self.pools_by_windows[key] = warm_pools(
+                self.settings, self.config.profile, at)
+        return pools
+
+    def _time_of_day(self) -> float:
+        return (self.env.start_of_day + self.now) % 86_400
 
     def _hold(self, i: int, name: str, after: tuple[Candidate, ...], limit: float) -> None:
         """The gateway holds `i` for `name` (counted as pending) until a replica is ready
@@ -346,7 +363,8 @@ class Simulation:
             pending = len(s.holders) + int(s.waking) + s.inflight
             if env.pool_waiting_is_pending and s.ready == 0:
                 pending += len(s.queue)
-            _, decision = poll(s.memory, s.params, demand, pending, s.count, self.now)
+            _, decision = poll(s.memory, s.params, demand, pending, s.count, self.now,
+                               self._time_of_day())
             self._scale(name, decision.replicas)
 
     def _scale(self, name: str, desired: int) -> None:

@@ -29,6 +29,9 @@ class Environment:
     pool_waiting_is_pending: bool = False
     tokens: int = 128
     sample_seconds: float = 60.0
+    #: the time of day the trace starts at (seconds after midnight in the profile's
+    #: timezone), which the scheduled warm pools read: a generated day starts at midnight
+    start_of_day: float = 0.0
 
 
 CLUSTER = Environment()
