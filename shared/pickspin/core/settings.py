@@ -350,7 +350,14 @@ class Settings(_Model):
         return self.profiles[name or self.default_profile]
 
     def model(self, name: str) -> Model:
-        return _named(self.models, name, "model")
+        # an index built once per models tuple (selection asks per service and request); a
+        # copy with other models (model_copy keeps __dict__) builds its own
+        index = self.__dict__.get("_model_index")
+        if index is None or index[0] is not self.models:
+            index = (self.models, {m.name: m for m in self.models})
+            self.__dict__["_model_index"] = index
+        found = index[1].get(name)
+        return found if found is not None else _named(self.models, name, "model")
 
     def backend(self, name: str) -> Backend:
         return _named(self.backends, name, "backend")

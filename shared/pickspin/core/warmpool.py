@@ -23,6 +23,7 @@ on the same designated services): `warm_pools(..., time_of_day=…)` is the pool
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,8 +48,28 @@ def warm_key(settings: Settings, service: Service) -> str:
 
 def warm_order(settings: Settings, tier: str) -> list[Service]:
     """The services of `tier`, in the order its warm pool fills them."""
-    members = [s for s in settings.services if settings.model(s.model).tier == tier]
-    return sorted(members, key=lambda s: warm_key(settings, s))
+    return list(_orders(settings)[tier])
+
+
+# each settings object's orders, computed once (selection asks for the pools per request);
+# keyed by identity (settings are frozen but not hashable), gone with their settings
+_ORDERS: dict[int, tuple[weakref.ref[Settings], dict[str, tuple[Service, ...]]]] = {}
+
+
+def _orders(settings: Settings) -> dict[str, tuple[Service, ...]]:
+    held = _ORDERS.get(id(settings))
+    if held is not None and held[0]() is settings:
+        return held[1]
+    orders = {tier: tuple(sorted(
+        (s for s in settings.services if settings.model(s.model).tier == tier),
+        key=lambda s: warm_key(settings, s))) for tier in TIERS}
+    key = id(settings)
+
+    def forget(_: weakref.ref[Settings]) -> None:
+        _ORDERS.pop(key, None)
+
+    _ORDERS[key] = (weakref.ref(settings, forget), orders)
+    return orders
 
 
 def _fill(settings: Settings, wanted: Mapping[Any, int], scope: str) -> dict[str, int]:
