@@ -10,6 +10,7 @@ import pytest
 from chart_helpers import REPO
 from pydantic import BaseModel
 
+from pickspin.core import profiles as p
 from pickspin.core import settings as s
 
 SCHEMA = json.loads((REPO / "charts" / "pickspin" / "values.schema.json").read_text())
@@ -34,8 +35,8 @@ def node(path: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("path, model", [
     ("", s.Settings), ("routing", s.Routing), ("routing.keywords", s.Keywords),
-    ("profiles.{}", s.Profile), ("profiles.{}.weights", s.Weights),
-    ("profiles.{}.scaling", s.Scaling), ("profiles.{}.scaling.schedule.[]", s.ScheduledPool),
+    ("profiles.{}", p.Profile), ("profiles.{}.weights", p.Weights),
+    ("profiles.{}.scaling", p.Scaling), ("profiles.{}.scaling.schedule.[]", p.ScheduledPool),
     ("models.[]", s.Model), ("backends.[]", s.Backend),
     ("services.[]", s.Service), ("services.[].priors", s.Priors),
     ("services.[].emulation", s.Emulation),

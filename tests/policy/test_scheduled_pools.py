@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from pickspin.core.policy import Cron, Observation, PollMemory, Reason, decide, poll, scaling_for
-from pickspin.core.settings import ScheduledPool, Settings, local_time_of_day
+from pickspin.core.profiles import ScheduledPool, local_time_of_day
+from pickspin.core.settings import Settings
 from pickspin.core.warmpool import scheduled_pools, time_of_day, warm_order, warm_pools
 
 VALUES = Path(__file__).resolve().parents[2] / "charts" / "pickspin" / "values.yaml"

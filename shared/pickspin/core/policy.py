@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from pickspin.core.settings import Settings, covers
+from pickspin.core.profiles import covers
+from pickspin.core.settings import Settings
 from pickspin.core.warmpool import scheduled_pools, warm_pools
 
 #: The HPA's default tolerance (kube-controller-manager --horizontal-pod-autoscaler-tolerance).

@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pickspin.core.events import ScoreBreakdown, ServiceStats
-from pickspin.core.settings import Model, Service, Weights
+from pickspin.core.profiles import Weights
+from pickspin.core.settings import Model, Service
 
 # Output length that latency is compared at (the priors in values.yaml assume it).
 REFERENCE_TOKENS = 128

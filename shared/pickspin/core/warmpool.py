@@ -27,13 +27,8 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from pickspin.core.settings import (
-    TIERS,
-    ScheduledPool,
-    Service,
-    Settings,
-    local_time_of_day,
-)
+from pickspin.core.profiles import ScheduledPool, local_time_of_day
+from pickspin.core.settings import TIERS, Service, Settings
 
 
 def warm_key(settings: Settings, service: Service) -> str:

@@ -29,7 +29,8 @@ from starlette.routing import Route
 
 from pickspin.adapters.promstats import QueryClient, connect, instant_value
 from pickspin.core.policy import Decision, Observation, PollMemory, poll
-from pickspin.core.settings import BackendKind, Settings, local_time_of_day
+from pickspin.core.profiles import local_time_of_day
+from pickspin.core.settings import BackendKind, Settings
 from pickspin.core.telemetry import StatsUnavailable
 from pickspin.local.launch import (
     launcher_for,

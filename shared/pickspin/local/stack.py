@@ -23,7 +23,8 @@ import httpx
 import yaml
 
 from pickspin.core.policy import scaling_for
-from pickspin.core.settings import Settings, local_time_of_day
+from pickspin.core.profiles import local_time_of_day
+from pickspin.core.settings import Settings
 from pickspin.local.launch import orphans, real_kinds
 from pickspin.local.plan import (
     REPO,
