@@ -155,7 +155,7 @@ def select(
         rule = settings.routing.trade_down_for(profile_name)
         complexity = complexity or _most_probable(probabilities)
         if settled:
-            rule = settled_floor(rule, complexity)
+            rule = settled_floor(rule)
         lowest = lowest_tier(rule, complexity)
         in_floor = within_floor(ranked, rule, complexity, best, strict=True)
         # nothing the floor allows has a free slot (a burst): queue at a full warm service of
@@ -194,15 +194,13 @@ def within_floor(ranked: Ranked, rule: TradeDown, complexity: str, best: float, 
     return kept if strict else kept or ranked
 
 
-def settled_floor(rule: TradeDown, complexity: str) -> TradeDown:
+def settled_floor(rule: TradeDown) -> TradeDown:
     """The floor for a prompt whose class the short-prompt rule settled: the tier rule with
-    `settled_tiers` and no relevance bound when the profile sets `settled_tiers`; else the
-    profile's floor, without the relevance bound for a low one (an easy request is not held
-    to R̂ the router gives a kind of request it never learned on) and whole for a high one."""
+    `settled_tiers` and no relevance bound when the profile sets `settled_tiers`, else the
+    profile's own floor (a settled low class is scored on the models' quality for it, so its
+    relevance bound keeps only models that answer easy requests well)."""
     if rule.settled_tiers is not None:
         return TradeDown(tiers=rule.settled_tiers, relevance=1.0)
-    if complexity == "low":
-        return TradeDown(tiers=rule.tiers, relevance=1.0)
     return rule
 
 

@@ -74,7 +74,7 @@ class TradeDown(_Model):
     # -- for a prompt whose class the hybrid's short-prompt rule settled (`Routing.settle_words`):
     #    the tier rule uses this instead of `tiers`, and the relevance bound is not applied
     #    (the class is known; R̂ on a short hand-written prompt is what the router never saw);
-    #    None: the profile's usual floor, without the relevance bound for a settled low one
+    #    None: the profile's usual floor
     settled_tiers: int | None = Field(default=None, ge=0, le=2)
 
 
