@@ -140,6 +140,8 @@ def test_hybrid_with_the_encoder_router_keeps_its_success_where_keywords_set_the
 
 def test_hybrid_marks_a_class_its_short_prompt_rule_settled_and_keeps_the_models_success(
         settings):
+    """A settled high class keeps the model's R̂ (selection picks among the large models on
+    it); a settled low one is scored on quality, so the encoder is not asked at all."""
     from pickspin.core.routers import KeywordRouter
     from pickspin.semantic.success import SuccessRouter
     from pickspin.training.build import DEFAULT_OUT
@@ -149,7 +151,10 @@ def test_hybrid_marks_a_class_its_short_prompt_rule_settled_and_keeps_the_models
     hybrid = HybridRouter(keyword, model, threshold=1.0, settle_words=12)
     hi = hybrid.timed("hi")
     assert (hi.complexity, hi.settled) == ("low", True)
-    assert hi.success == model.classify("hi").success
+    assert hi.success == {}  # no encoder run for it
+    prove = hybrid.timed("Prove that there are infinitely many primes")
+    assert (prove.complexity, prove.settled) == ("high", True)
+    assert prove.success == model.classify("Prove that there are infinitely many primes").success
     long = "Write a function to find the shared elements from the given two lists."
     assert not hybrid.timed(long).settled
     assert hybrid.timed(long).complexity == model.classify(long).complexity

@@ -9,7 +9,8 @@ floor) follows a decisive keyword, R̂ follows the model.
 The short-prompt rule (`routing.settleWords`, `KeywordRouter.settles`) settles the class of a
 short prompt whose keywords are all on one side whatever the threshold, and marks it
 `settled`: the selector then applies its settled floor (`selection.settled_floor`: the
-profile's `settledTiers`, else no relevance bound for a settled low class; README, issue 8).
+profile's `settledTiers`) and scores a settled low class on the models' quality for it, so the
+encoder is not run for one (README, issue 8).
 
 >>> hybrid = HybridRouter(keyword, semantic, threshold=0.7)   # doctest: +SKIP
 >>> hybrid.classify("Define entropy").router                   # doctest: +SKIP
@@ -72,8 +73,9 @@ class HybridRouter(Router):
         kw = self._keyword.classify(prompt)
         settled = self._keyword.settles(prompt, self._settle_words) \
             if isinstance(self._keyword, KeywordRouter) else None
-        needs_model = (settled is None and not decide(kw, self._threshold)) \
-            or self._gives_success
+        # a settled low class is scored on the models' quality, not on R̂: no encoder for it
+        needs_model = settled != "low" and (
+            (settled is None and not decide(kw, self._threshold)) or self._gives_success)
         semantic = self._semantic.classify(prompt) if needs_model else None
         return combine(kw, semantic, self._threshold, settled)
 
