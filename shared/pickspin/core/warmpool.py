@@ -46,24 +46,33 @@ def warm_order(settings: Settings, tier: str) -> list[Service]:
     return list(_orders(settings)[tier])
 
 
-# each settings object's orders, computed once (selection asks for the pools per request);
-# keyed by identity (settings are frozen but not hashable), gone with their settings
-_ORDERS: dict[int, tuple[weakref.ref[Settings], dict[str, tuple[Service, ...]]]] = {}
+# what each settings object's pools derive from, computed once (selection asks for the
+# pools on every request): keyed by identity (settings are frozen but not hashable), gone
+# with their settings
+_CACHES: dict[int, tuple[weakref.ref[Settings], dict[Any, Any]]] = {}
 
 
-def _orders(settings: Settings) -> dict[str, tuple[Service, ...]]:
-    held = _ORDERS.get(id(settings))
+def _cache(settings: Settings) -> dict[Any, Any]:
+    held = _CACHES.get(id(settings))
     if held is not None and held[0]() is settings:
         return held[1]
-    orders = {tier: tuple(sorted(
-        (s for s in settings.services if settings.model(s.model).tier == tier),
-        key=lambda s: warm_key(settings, s))) for tier in TIERS}
     key = id(settings)
 
     def forget(_: weakref.ref[Settings]) -> None:
-        _ORDERS.pop(key, None)
+        _CACHES.pop(key, None)
 
-    _ORDERS[key] = (weakref.ref(settings, forget), orders)
+    cache: dict[Any, Any] = {}
+    _CACHES[key] = (weakref.ref(settings, forget), cache)
+    return cache
+
+
+def _orders(settings: Settings) -> dict[str, tuple[Service, ...]]:
+    cache = _cache(settings)
+    if "orders" not in cache:
+        cache["orders"] = {tier: tuple(sorted(
+            (s for s in settings.services if settings.model(s.model).tier == tier),
+            key=lambda s: warm_key(settings, s))) for tier in TIERS}
+    orders: dict[str, tuple[Service, ...]] = cache["orders"]
     return orders
 
 
@@ -88,12 +97,16 @@ def warm_pools(settings: Settings, profile: str | None = None,
     service the largest, as the HPA takes the largest of minReplicaCount and the cron
     triggers."""
     scaling = settings.profile(profile).scaling
-    out = _fill(settings, scaling.warm_pool, scaling.warm_pool_scope)
-    if time_of_day is not None:
-        for entry, pools in scheduled_pools(settings, profile):
-            if entry.covers(time_of_day):
+    active = tuple(time_of_day is not None and e.covers(time_of_day) for e in scaling.schedule)
+    cache = _cache(settings)
+    key = ("pools", profile or settings.default_profile, active)
+    if key not in cache:  # the pools change only where a scheduled window begins or ends
+        out = _fill(settings, scaling.warm_pool, scaling.warm_pool_scope)
+        for (_, pools), on in zip(scheduled_pools(settings, profile), active, strict=True):
+            if on:
                 out = {name: max(n, pools[name]) for name, n in out.items()}
-    return out
+        cache[key] = out
+    return dict(cache[key])
 
 
 def scheduled_pools(settings: Settings, profile: str | None = None

@@ -113,11 +113,6 @@ class Simulation:
             self.svc[s.name] = _Service(ServiceTiming.of(s, env.spawn_seconds), params,
                                         PollMemory(0.0))
         self.window = Window(settings, env.telemetry_window_seconds, clock=lambda: self.now)
-        #: the profile's warm pools at each time of day, as `select` computes them per
-        #: request: keyed by the scheduled windows that hold (the trace starts at
-        #: `env.start_of_day`)
-        self.schedule = settings.profile(config.profile).scaling.schedule
-        self.pools_by_windows: dict[tuple[bool, ...], dict[str, int]] = {}
         self.snapshot: Mapping[str, ServiceStats] = {}
         self.snapshot_at = 0.0
         self.heap: list[tuple[float, int, int, int, str]] = []
@@ -256,13 +251,7 @@ class Simulation:
 
     def _pools(self) -> dict[str, int]:
         """The warm pools now (the base pool and the scheduled ones whose window holds)."""
-        at = self._time_of_day()
-        key = tuple(e.covers(at) for e in self.schedule)
-        pools = self.pools_by_windows.get(key)
-        if pools is None:
-            pools = self.pools_by_windows[key] = warm_pools(
-                self.settings, self.config.profile, at)
-        return pools
+        return warm_pools(self.settings, self.config.profile, self._time_of_day())
 
     def _time_of_day(self) -> float:
         return (self.env.start_of_day + self.now) % 86_400
