@@ -19,6 +19,7 @@ from cloudevents.core.v1.event import CloudEvent
 from pickspin.adapters.cehttp import EventClient
 from pickspin.adapters.function import EventFunction, EventHandler, env_seconds
 from pickspin.adapters.probes import BackendProber
+from pickspin.core.decisionmemo import DecisionMemo
 from pickspin.core.errors import PickspinError
 from pickspin.core.eventauth import TOKEN_ENV
 from pickspin.core.events import (
@@ -32,7 +33,6 @@ from pickspin.core.events import (
     make_event,
 )
 from pickspin.core.replyto import carry
-from pickspin.core.selection import select
 from pickspin.core.settings import Settings
 from pickspin.core.snapshots import LatestSnapshot
 from pickspin.core.telemetry import snapshot_of
@@ -49,6 +49,7 @@ class SelectorFunction(EventFunction):
     latest: LatestSnapshot | None = None
     client: EventClient | None = None
     prober: BackendProber | None = None
+    memo: DecisionMemo | None = None
 
     @property
     def snapshot(self) -> TelemetrySnapshot | None:
@@ -57,6 +58,7 @@ class SelectorFunction(EventFunction):
     def create_handlers(self, settings: Settings,
                         cfg: Mapping[str, str]) -> Mapping[EventType, EventHandler]:
         self.settings = settings
+        self.memo = DecisionMemo()
         max_age = max_age_of(cfg)
         url = cfg.get("PICKSPIN_TELEMETRY_URL") or None
         if url is None:
@@ -101,12 +103,12 @@ class SelectorFunction(EventFunction):
         return time_of_day(self.settings, name, time.time())
 
     async def route(self, event: CloudEvent) -> CloudEvent:
-        assert self.latest is not None and self.settings is not None
+        assert self.latest is not None and self.settings is not None and self.memo is not None
         classified = data_of(event, PromptClassified)
         snapshot = await self.latest.current()
         start = time.perf_counter()
         request = classified.route
-        decision = select(
+        decision = self.memo.select(  # a decision made on this snapshot already is reused
             self.settings, snapshot.services if snapshot else {}, classified.probabilities,
             profile=request.profile, model=request.model, strategy=request.strategy,
             exclude=request.exclude, complexity=classified.complexity,

@@ -17,6 +17,8 @@ from pickspin.adapters.replicas import ReplicaSource, ReplicaSourceError, probe_
 from pickspin.core.settings import BackendKind, Service, Settings
 from pickspin.core.telemetry import Probe, ProbeSource
 
+KEEPALIVE_SECONDS = 120.0
+
 
 def _count(value: float | None) -> int | None:
     return None if value is None else round(value)
@@ -32,7 +34,11 @@ class BackendProber:
                  timeout: float = 1.0, failure_threshold: int = 3) -> None:
         self.settings = settings
         self.failure_threshold = failure_threshold
-        self._http = http or httpx.Client(timeout=timeout)
+        # Connections kept open across ticks (httpx closes idle ones after 5 s, the local
+        # tick): reconnecting to every backend on every tick cost more than the probes.
+        self._http = http or httpx.Client(
+            timeout=timeout, limits=httpx.Limits(max_keepalive_connections=64,
+                                                 keepalive_expiry=KEEPALIVE_SECONDS))
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pickspin-probe")
         self._failures: dict[str, int] = {}
 
