@@ -104,6 +104,8 @@ def cpu_by_group(procs: Sequence[Proc]) -> dict[str, float]:
     for proc in procs:
         # a function's replicas (gateway, gateway-2, ...) count as the function
         group = next((f for f in FUNCTIONS if proc.name.split("-")[0] == f), proc.kind)
+        if proc.kind == "floor":  # the floor chain's processes, each apart
+            group = proc.name
         groups[group] = groups.get(group, 0.0) + cpu_seconds(proc.pid)
     return groups
 
@@ -203,14 +205,16 @@ def report(r: dict) -> None:
               f"{shown['p50']} p99 {shown['p99']}", flush=True)
     if "floor_overhead_ms" in r:
         fo = r["floor_overhead_ms"]
+        floor = {k.removeprefix("floor-"): v for k, v in cpu.items() if k.startswith("floor-")}
         print(f"    floor chain (the same hops, no pickspin code): overhead p50 {fo['p50']:.1f} "
               f"p99 {fo['p99']:.1f} ms (paired median {fo['paired_median']:.1f}) | CPU "
-              f"{cpu.get('floor', 0.0):.2f} ms per request", flush=True)
+              f"{sum(floor.values()):.2f} ms per request ("
+              + ", ".join(f"{f} {floor.get(f, 0.0):.2f}" for f in FUNCTIONS) + ")", flush=True)
     print(f"    CPU per request: functions {functions:.2f} ms ("
           + ", ".join(f"{f} {cpu.get(f, 0.0):.2f}" for f in FUNCTIONS)
           + f"); all processes {sum(cpu.values()):.2f} ms ("
           + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()
-                      if k not in (*FUNCTIONS, "floor"))
+                      if k not in FUNCTIONS and not k.startswith("floor-"))
           + "; backends also answered the direct half of each pair)", flush=True)
 
 
