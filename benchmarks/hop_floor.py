@@ -29,8 +29,14 @@ the gateway benchmark's requests follows the direct half of the previous pair: o
 2-vCPU VM a process woken after idling costs about twice its hot CPU (cold caches and a
 halted vCPU to wake), so that is the floor to hold the gateway's concurrency-1 figures to.
 
+With `--functions` the real classifier (keyword router) and selector are asked too, signed
+as `pickspin up` runs them and sent the events the gateway sends, beside an echo function sent
+the very same events: the difference is what pickspin's own work (verifying, validating,
+classifying or selecting, signing the reply) adds to each hop.
+
     python benchmarks/hop_floor.py --requests 2000
     python benchmarks/hop_floor.py --requests 1000 --gap-ms 50
+    python benchmarks/hop_floor.py --requests 400 --gap-ms 50 --functions
 """
 
 from __future__ import annotations
@@ -44,11 +50,14 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import httpx
 
 from pickspin.local.processes import Proc, free_port, spawn, stop, wait_http
 
+REPO = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
 ECHO_CLOUDEVENT = """
 class Echo:
@@ -97,7 +106,10 @@ asyncio.run(main())
 # echo function (`inference.completed` to telemetry).
 FLOOR_GATEWAY = """
 import asyncio, os
+from typing import Any
+
 import aiohttp
+import httpx
 
 EVENT = {"ce-specversion": "1.0", "ce-type": "io.pickspin.prompt.received",
          "ce-source": "/floor", "ce-id": "1", "content-type": "application/json"}
@@ -181,24 +193,85 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-async def run(targets: dict[str, str], requests: int, warmup: int,
+Target = tuple[str, dict[str, str], bytes]  # URL, headers, body
+
+
+async def run(targets: dict[str, Target], requests: int, warmup: int,
               gap: float = 0.0) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in targets}
     connector = aiohttp.TCPConnector(limit=8)
     async with aiohttp.ClientSession(connector=connector) as http:
         for i in range(warmup + requests):
-            for name, url in targets.items():
-                headers = EVENT_HEADERS if name == "echo-cloudevent" else {
-                    "content-type": "application/json"}
+            for name, (url, headers, body) in targets.items():
                 if gap:  # every process idle before the trip, as between a user's requests
                     await asyncio.sleep(gap)
                 start = time.perf_counter()
-                async with http.post(url, data=BODY, headers=headers) as answer:
+                async with http.post(url, data=body, headers=headers) as answer:
                     await answer.read()
                     assert answer.status == 200, (name, answer.status)
                 if i >= warmup:
                     times[name].append((time.perf_counter() - start) * 1000)
     return times
+
+
+def real_functions(root: Path, logs: Path) -> tuple[dict[str, Proc], dict[str, Target]]:
+    """The real classifier (keyword router) and selector (the chart's matrix, every service
+    healthy), signed as `pickspin up` runs them, with the events the gateway sends them; and
+    the same two events sent to an echo function, so each real hop has its own floor."""
+    from pickspin.core.eventauth import TOKEN_ENV, Signer
+    from pickspin.core.events import (
+        EventType,
+        PromptClassified,
+        PromptReceived,
+        RouteRequest,
+        ServiceStats,
+        make_event,
+    )
+    from pickspin.core.settings import DEFAULT_VALUES, Settings
+    from pickspin.core.telemetry import Probe, snapshot_of
+
+    token = os.urandom(16).hex()
+    signer = Signer(token)
+    settings = Settings.load(DEFAULT_VALUES)
+
+    def signed(type_: EventType, data: Any) -> tuple[dict[str, str], bytes]:
+        message = signer.encode(make_event(type_, data, "/bench"))
+        return dict(message.headers), message.body
+
+    route = RouteRequest(router="keyword")
+    received = signed(EventType.PROMPT_RECEIVED, PromptReceived(
+        request_id="r", route=route, prompt="Explain why the sky is blue"))
+    classified = signed(EventType.PROMPT_CLASSIFIED, PromptClassified(
+        request_id="r", complexity="low", probabilities={"low": 1.0, "medium": 0.0,
+                                                          "high": 0.0},
+        router="keyword", elapsed_ms=0.01, route=route))
+    snapshot = signed(EventType.TELEMETRY_SNAPSHOT, snapshot_of(
+        {s.name: ServiceStats() for s in settings.services},
+        {s.name: Probe() for s in settings.services}, time.time() + 3600, 60.0))
+    procs: dict[str, Proc] = {}
+    env = {TOKEN_ENV: token, "PICKSPIN_CONFIG": str(DEFAULT_VALUES)}
+    for name in ("classifier", "selector"):
+        port = free_port()
+        procs[name] = spawn(name, "function", [sys.executable, "-m", "pickspin.local.serve",
+                                               str(REPO / "functions" / name)],
+                            env={**env, "LISTEN_ADDRESS": f"127.0.0.1:{port}"}, cwd=None,
+                            log_dir=logs, port=port, health="/health/readiness")
+    port = free_port()
+    procs["echo-signed"] = spawn("echo-signed", "function", [
+        sys.executable, "-m", "pickspin.local.serve",
+        str(function_folder(root, "echo-signed", "cloudevent", ECHO_CLOUDEVENT))],
+        env={"LISTEN_ADDRESS": f"127.0.0.1:{port}"}, cwd=None, log_dir=logs, port=port,
+        health="/health/readiness")
+    for proc in procs.values():
+        if not wait_http(f"{proc.url}{proc.health}", 60):
+            raise SystemExit(f"{proc.name} did not start; see {proc.log}")
+    answer = httpx.post(f"{procs['selector'].url}/", headers=snapshot[0], content=snapshot[1])
+    answer.raise_for_status()  # the selector routes on a snapshot with every service healthy
+    echo = f"{procs['echo-signed'].url}/"
+    return procs, {"classifier": (f"{procs['classifier'].url}/", *received),
+                   "echo-received": (echo, *received),
+                   "selector": (f"{procs['selector'].url}/", *classified),
+                   "echo-classified": (echo, *classified)}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -213,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap-ms", type=float, default=0.0,
                         help="idle time before each round trip (the gateway benchmark's "
                              "requests each follow ~50 ms in which the functions idle)")
+    parser.add_argument("--functions", action="store_true",
+                        help="also the real classifier (keyword) and selector, signed, with "
+                             "the gateway's events, beside an echo function sent the same "
+                             "events: what pickspin's own work adds to each hop")
     args = parser.parse_args(argv)
     procs: dict[str, Proc] = {}
     with tempfile.TemporaryDirectory(prefix="pickspin-hop-floor-") as tmp:
@@ -237,8 +314,15 @@ def main(argv: list[str] | None = None) -> int:
             for proc in procs.values():
                 if proc.health and not wait_http(f"{proc.url}{proc.health}", 30):
                     raise SystemExit(f"{proc.name} did not start; see {proc.log}")
+            targets: dict[str, Target] = {
+                name: (f"{proc.url}/", EVENT_HEADERS if name == "echo-cloudevent" else
+                       {"content-type": "application/json"}, BODY)
+                for name, proc in procs.items()}
+            if args.functions:
+                started, real_targets = real_functions(root, logs)
+                procs.update(started)
+                targets.update(real_targets)
             time.sleep(0.5)
-            targets = {name: f"{proc.url}/" for name, proc in procs.items()}
             before = {name: cpu_seconds(proc.pid) for name, proc in procs.items()}
             times = asyncio.run(run(targets, args.requests, args.warmup, args.gap_ms / 1000))
             after = {name: cpu_seconds(proc.pid) for name, proc in procs.items()}
@@ -248,14 +332,23 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     gap = f", {args.gap_ms:g} ms idle before each" if args.gap_ms else ""
     print(f"{args.requests} round trips each, one at a time, interleaved{gap}; load {load:.1f}")
+    trips = {name: sum(1 for t in targets.values() if t[0] == f"{proc.url}/")
+             for name, proc in procs.items()}  # echo-signed answers two targets
     for name, values in times.items():
-        per = (after[name] - before[name]) / (args.requests + args.warmup) * 1000
+        owner = next(p for p, proc in procs.items() if f"{proc.url}/" == targets[name][0])
+        per = (after[owner] - before[owner]) / (args.requests + args.warmup) * 1000 \
+            / trips[owner]
         print(f"  {name:<16} p50 {statistics.median(values):6.2f} ms  p99 "
               f"{pct(values, 0.99):6.2f} ms  server CPU {per:5.2f} ms per round trip")
     floor50 = statistics.median(times["echo-http"]) + 2 * statistics.median(
         times["echo-cloudevent"])
     print(f"floor of the gateway's overhead (echo-http + 2 x echo-cloudevent), p50: "
           f"{floor50:.2f} ms")
+    if args.functions:
+        for hop, echo in (("classifier", "echo-received"), ("selector", "echo-classified")):
+            added = statistics.median(times[hop]) - statistics.median(times[echo])
+            print(f"pickspin's own work in the {hop} hop (p50 over the echo of the same "
+                  f"event): {added:+.2f} ms")
     return 0
 
 
