@@ -61,22 +61,27 @@ def test_the_billed_basis_prices_the_pools_that_hold_at_the_time_of_day(settings
     """The served balanced profile schedules one deepseek-r1 replica by day: at noon the
     selector takes it as already paid for (Ĉ = 1), at 03:00 the same warm replica is above
     the pool and costs the gap to the next request; the night's qwen-3-235b replica the
-    other way round."""
+    other way round. Through the night, once deepseek-r1's replica has cooled down to zero,
+    the night's replica answers; by day the day's."""
     from pickspin.core.selection import select
     from pickspin.core.warmpool import warm_pools
 
     assert settings.profile("balanced").cost_basis == "billed"
-    warm = {s.name: ServiceStats(replicas=0, ready_replicas=0) for s in settings.services}
-    warm |= {name: ServiceStats(replicas=1, ready_replicas=1, rate_per_second=0.01)
-             for name in ("deepseek-r1-trtllm", "qwen-3-235b-tgi")}
+    cold = {s.name: ServiceStats(replicas=0, ready_replicas=0) for s in settings.services}
+    up = ServiceStats(replicas=1, ready_replicas=1, rate_per_second=0.01)
+    both = cold | {name: up for name in ("deepseek-r1-trtllm", "qwen-3-235b-tgi")}
     cost = {}
     for hour in (3, 12):
-        d = select(settings, warm, HIGH, profile="balanced", complexity="high",
+        d = select(settings, both, HIGH, profile="balanced", complexity="high",
                    time_of_day=hour * 3600.0)
-        cost[hour] = {c.service: c.breakdown.cost for c in (d.chosen, *d.runners_up)}
-        assert d.chosen.service == ("qwen-3-235b-tgi" if hour == 3 else "deepseek-r1-trtllm")
+        cost[hour] = {c.service: c.breakdown.cost
+                      for c in (d.chosen, *d.runners_up, *d.overflow)}
     assert cost[12]["deepseek-r1-trtllm"] == 1.0 > cost[3]["deepseek-r1-trtllm"]
     assert cost[3]["qwen-3-235b-tgi"] == 1.0 > cost[12]["qwen-3-235b-tgi"]
+    for hour, warm in ((3, "qwen-3-235b-tgi"), (12, "deepseek-r1-trtllm")):
+        d = select(settings, cold | {warm: up}, HIGH, profile="balanced", complexity="high",
+                   time_of_day=hour * 3600.0)
+        assert d.chosen.service == warm
     # without a time the selector prices the all-day pool only
     assert warm_pools(settings, "balanced")["deepseek-r1-trtllm"] == 0
 

@@ -94,7 +94,8 @@ def select(
     optionally one model only.
 
     The profile's trade-down floor (`Routing.trade_down`) then keeps only candidates of a
-    tier ≥ class − `tiers` whose R̂ is within `relevance` of the best, while any is left;
+    tier ≥ class − `tiers` whose R̂ is within `relevance` of the best warm one of those tiers
+    (the best of all when none is warm), while any is left;
     `complexity` defaults to the most probable class; `pools` are the profile's warm pools
     for the billed cost basis (when not given, `warmpool.warm_pools` at `time_of_day`:
     seconds after midnight in the profile's timezone, `warmpool.time_of_day`, which brings
@@ -157,7 +158,13 @@ def select(
         if settled:
             rule = settled_floor(rule)
         lowest = lowest_tier(rule, complexity)
-        in_floor = within_floor(ranked, rule, complexity, best, strict=True)
+        # the relevance bound holds against the best the request can have without a cold
+        # start (a full warm service counts: a request queues there): a better model at
+        # zero replicas is woken only where Eq. 2 finds it worth its start (its T̂ and Ĉ pay
+        # it), never because the bound left nothing warm to answer
+        reference = max((b.relevance for v, b in everything
+                         if v.warm and TIERS.index(v.model.tier) >= lowest), default=best)
+        in_floor = within_floor(ranked, rule, complexity, reference, strict=True)
         # nothing the floor allows has a free slot (a burst): queue at a full warm service of
         # an allowed tier rather than send the prompt below the floor; only when there is
         # none either is the request served by what is free (its relevance_gap says so)
