@@ -15,17 +15,17 @@ import logging
 import aiohttp
 from cloudevents.core.v1.event import CloudEvent
 
-from pickspin.adapters.cehttp import reply_event
+from pickspin.adapters.cehttp import reply_data
 from pickspin.core.errors import Unreachable
 from pickspin.core.eventauth import Signer
-from pickspin.core.events import EventType
+from pickspin.core.events import D, EventType
 
 log = logging.getLogger("pickspin.core.events")
 
 
 class AsyncEventClient:
     """`pickspin.adapters.cehttp.EventClient.request` for the event loop, over one pooled
-    session."""
+    session: what the gateway's Pick needs of a reply is its data (`request_data`)."""
 
     def __init__(self, session: aiohttp.ClientSession | None = None, timeout: float = 10.0,
                  token: str | None = None) -> None:
@@ -39,8 +39,10 @@ class AsyncEventClient:
             self._session = session(limit=256)
         return self._session
 
-    async def request(self, url: str, event: CloudEvent, expect: EventType) -> CloudEvent:
-        """POST `event` and return the reply event of type `expect`."""
+    async def request_data(self, url: str, event: CloudEvent, expect: EventType,
+                           model: type[D]) -> D:
+        """POST `event` and return the data of the reply event of type `expect`
+        (`cehttp.reply_data`)."""
         message = self.signer.encode(event)
         try:
             async with self._http().post(url, data=message.body, headers=message.headers,
@@ -48,7 +50,7 @@ class AsyncEventClient:
                 body = await reply.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unreachable(f"{url} did not answer: {type(exc).__name__}: {exc}") from None
-        return reply_event(url, reply.status, reply.headers, body, expect)
+        return reply_data(url, reply.status, reply.headers, body, expect, model)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 import httpx
 from cloudevents.core.v1.event import CloudEvent
+from pydantic import ValidationError
 
 from pickspin.core.errors import (
     InvalidEvent,
@@ -25,7 +26,7 @@ from pickspin.core.errors import (
     UpstreamError,
 )
 from pickspin.core.eventauth import Signer
-from pickspin.core.events import EventType, decode
+from pickspin.core.events import D, EventType, data_of, decode
 
 log = logging.getLogger("pickspin.core.events")
 
@@ -66,6 +67,24 @@ def reply_event(url: str, status: int, headers: Mapping[str, str], body: bytes,
     if answer.get_type() != expect:
         raise UpstreamError(f"{url} replied {answer.get_type()!r}, expected {expect.value!r}")
     return answer
+
+
+def reply_data(url: str, status: int, headers: Mapping[str, str], body: bytes,
+               expect: EventType, model: type[D]) -> D:
+    """`data_of(reply_event(...), model)`: the data of a request/reply call's reply. A
+    binary-mode JSON reply of the expected type is validated straight from its body (the
+    CloudEvents binding and a second JSON pass cost the gateway a third of a millisecond
+    per request on a cold cache); anything else, and any data that does not validate, goes
+    the whole way, and fails as it always did."""
+    if (status == 200 and headers.get("ce-specversion") == "1.0"
+            and headers.get("ce-type") == expect.value and headers.get("ce-id")
+            and headers.get("ce-source")
+            and (headers.get("content-type") or "").startswith("application/json")):
+        try:
+            return model.model_validate_json(body)
+        except ValidationError:
+            pass
+    return data_of(reply_event(url, status, headers, body, expect), model)
 
 
 def _relayed(url: str, status: int, body: bytes) -> PickspinError:

@@ -24,12 +24,12 @@ from pickspin.core.errors import (
     UpstreamError,
 )
 from pickspin.core.events import (
+    D,
     EventType,
     PromptClassified,
     PromptReceived,
     RouteRequest,
     RouteSelected,
-    data_of,
     make_event,
 )
 from pickspin.core.settings import COMPLEXITY_CLASSES, RouterName, Settings
@@ -98,25 +98,25 @@ class Picker:
         if route.model is None:
             received = PromptReceived(request_id=request_id, route=route,
                                      prompt=parsed.prompt[:MAX_CLASSIFIED_CHARS])
-            reply = await self._call("classifier", self.classifier_url,
-                               make_event(EventType.PROMPT_RECEIVED, received, SOURCE),
-                               EventType.PROMPT_CLASSIFIED)
-            classified = data_of(reply, PromptClassified)
+            classified = await self._call(
+                "classifier", self.classifier_url,
+                make_event(EventType.PROMPT_RECEIVED, received, SOURCE),
+                EventType.PROMPT_CLASSIFIED, PromptClassified)
             self.classification.labels(classified.router).observe(classified.elapsed_ms / 1000)
         else:  # a concrete model skips Pick's classification; Spin still picks its backend
             classified = PromptClassified(request_id=request_id, complexity="medium",
                                           probabilities=self._even, router="none",
                                           elapsed_ms=0.0, route=route)
-        reply = await self._call("selector", self.selector_url,
-                           make_event(EventType.PROMPT_CLASSIFIED, classified, SOURCE),
-                           EventType.ROUTE_SELECTED)
-        selected = data_of(reply, RouteSelected)
+        selected = await self._call(
+            "selector", self.selector_url,
+            make_event(EventType.PROMPT_CLASSIFIED, classified, SOURCE),
+            EventType.ROUTE_SELECTED, RouteSelected)
         complexity = classified.complexity if route.model is None else "unclassified"
         decision_ms = (self.clock() - start) * 1000
         return Pick(complexity, classified.router, selected, decision_ms)
 
-    async def _call(self, name: str, url: str, event: CloudEvent,
-                    expect: EventType) -> CloudEvent:
+    async def _call(self, name: str, url: str, event: CloudEvent, expect: EventType,
+                    model: type[D]) -> D:
         """Request/reply with a collaborator; its URL stays in the log, not in the answer.
 
         A collaborator that does not listen (starting, or restarted after a crash) and a
@@ -127,7 +127,7 @@ class Picker:
         delay = 0.05
         while True:
             try:
-                return await self.events.request(url, event, expect)
+                return await self.events.request_data(url, event, expect, model)
             except Unreachable as exc:
                 if time.monotonic() + delay > deadline:
                     raise UpstreamError(f"the {name} function did not answer",
