@@ -100,7 +100,9 @@ class ScoreBreakdown(_Data):
     latency_seconds: float
     cost_per_query: float
     score: float
-    # best R̂ among the healthy candidates minus this one's (what trading down gave up)
+    # what trading down gave up: the best R̂ the request could have without a cold start
+    # (the best warm candidate of an allowed tier; of all, when none is warm or a model was
+    # named) minus this one's, 0 for a better one; the profile's bound limits it
     relevance_gap: float = 0.0
 
 

@@ -152,6 +152,7 @@ def select(
     everything = list(zip([*candidates, *full], scored, strict=True))
     ranked = everything[: len(candidates)]
     lowest = 0  # the lowest tier the request may go to, overflow included
+    reference = best  # what the bound and each candidate's relevance_gap are measured from
     if model is None:
         rule = settings.routing.trade_down_for(profile_name)
         complexity = complexity or _most_probable(probabilities)
@@ -173,9 +174,10 @@ def select(
         ranked = in_floor or full_in_floor or ranked
     ordered = STRATEGIES[strategy_name](ranked, rng)
     # only the candidates the decision carries are built (the rest cost time, not routes)
-    picked = [_candidate(view, breakdown, best) for view, breakdown in ordered[: 1 + RUNNERS_UP]]
+    picked = [_candidate(view, breakdown, reference)
+              for view, breakdown in ordered[: 1 + RUNNERS_UP]]
     return Decision(profile_name, strategy_name, picked[0], tuple(picked[1:]),
-                    _overflow(everything, {c.service for c in picked}, best, lowest))
+                    _overflow(everything, {c.service for c in picked}, reference, lowest))
 
 
 def _overflow(everything: Ranked, taken: set[str], best: float,
@@ -224,7 +226,8 @@ def _most_probable(probabilities: Mapping[str, float]) -> str:
 
 
 def _gap(best: float, breakdown: ScoreBreakdown) -> float:
-    return round(best - breakdown.relevance, 6)
+    """What choosing `breakdown`'s service gives up against `best` (0 for a better one)."""
+    return max(0.0, round(best - breakdown.relevance, 6))
 
 
 def _candidate(view: ServiceView, breakdown: ScoreBreakdown, best: float) -> Candidate:
