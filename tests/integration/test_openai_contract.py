@@ -150,9 +150,23 @@ def test_gateway_metrics_use_the_contract_names(stack, client, gateway_url):
 @pytest.mark.parametrize("profile", ["quality", "balanced", "cost", "speed"])
 def test_each_answer_says_what_trading_down_gave_up_within_the_profiles_bound(client, settings,
                                                                             profile):
+    # a hard prompt the short-prompt rule does not settle: the profile's own bound applies
+    headers, _ = ask(client, "Show that every bounded monotone sequence of real numbers "
+                     "converges", model=f"pickspin/{profile}")
+    fields = dict(part.split("=") for part in headers["x-pickspin-trade-down"].split(";"))
+    bound = settings.routing.trade_down_for(profile).relevance
+    assert float(fields["bound"]) == pytest.approx(bound, abs=0.005)
+    assert 0.0 <= float(fields["relevance_gap"]) <= bound + 1e-6
+
+
+@pytest.mark.parametrize("profile", ["quality", "balanced", "cost", "speed"])
+def test_a_settled_class_names_the_bound_that_applied(client, settings, profile):
+    """"Prove …" is settled high: quality and balanced send it to the large tier only, with
+    no relevance bound among the large models (`settledTiers`); cost and speed keep theirs."""
     headers, _ = ask(client, "Prove that the square root of 2 is irrational",
                      model=f"pickspin/{profile}")
     fields = dict(part.split("=") for part in headers["x-pickspin-trade-down"].split(";"))
-    bound = settings.routing.trade_down_for(profile).relevance
+    rule = settings.routing.trade_down_for(profile)
+    bound = 1.0 if rule.settled_tiers is not None else rule.relevance
     assert float(fields["bound"]) == pytest.approx(bound, abs=0.005)
     assert 0.0 <= float(fields["relevance_gap"]) <= bound + 1e-6

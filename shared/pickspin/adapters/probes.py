@@ -34,8 +34,8 @@ class BackendProber:
                  timeout: float = 1.0, failure_threshold: int = 3) -> None:
         self.settings = settings
         self.failure_threshold = failure_threshold
-        # Connections kept open across ticks (httpx closes idle ones after 5 s, the local
-        # tick): reconnecting to every backend on every tick cost more than the probes.
+        # connections kept open across ticks: httpx closes idle ones after 5 s, the local
+        # tick, so every tick would connect to every backend again
         self._http = http or httpx.Client(
             timeout=timeout, limits=httpx.Limits(max_keepalive_connections=64,
                                                  keepalive_expiry=KEEPALIVE_SECONDS))

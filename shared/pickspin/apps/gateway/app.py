@@ -32,6 +32,7 @@ from pickspin.apps.gateway.proxy import UNREACHED, BackendProxy
 from pickspin.core.coldplan import ColdPlan, cold_plan, last_hold_seconds
 from pickspin.core.errors import BackendFailed
 from pickspin.core.events import Candidate, RouteSelected
+from pickspin.core.selection import settled_floor
 from pickspin.core.settings import Settings
 
 log = logging.getLogger("pickspin.apps.gateway")
@@ -89,8 +90,8 @@ class Gateway:
         self._emulated = {s.name: s.emulated for s in settings.services}
         self._emulated_models = {m.name for m in settings.models if all(
             s.emulated for s in settings.services if s.model == m.name)}
-        self._bounds = {p: f"{settings.routing.trade_down_for(p).relevance:.2f}"
-                        for p in settings.profiles}
+        self._bounds = {(p, settled): self._bound_of(p, settled)
+                        for p in settings.profiles for settled in (False, True)}
         #: set by `drain`: new requests get 503 while those in flight finish
         self.draining = False
         self._active = 0
@@ -179,7 +180,8 @@ class Gateway:
             "x-pickspin-fallback": ",".join(upstream.fallback) or "none",
             "x-pickspin-decision-ms": f"{pick.decision_ms:.2f}",
             "x-pickspin-trade-down": (
-                f"relevance_gap={b.relevance_gap:.4f};bound={self._bound(sel.profile)}"),
+                f"relevance_gap={b.relevance_gap:.4f};"
+                f"bound={self._bound(sel.profile, pick.settled)}"),
         }
         if waited and cold.waited is not None:
             reply_headers["x-pickspin-cold-start-ms"] = f"{cold.waited * 1000:.0f}"
@@ -188,11 +190,17 @@ class Gateway:
         return self.answers.response(upstream, Answer(request_id, pick, cold, waited),
                                      reply_headers)
 
-    def _bound(self, profile: str) -> str:
-        bound = self._bounds.get(profile)
+    def _bound(self, profile: str, settled: bool) -> str:
+        bound = self._bounds.get((profile, settled))
         if bound is None:  # a profile the settings do not list: its default floor
-            bound = f"{self.settings.routing.trade_down_for(profile).relevance:.2f}"
+            bound = self._bound_of(profile, settled)
         return bound
+
+    def _bound_of(self, profile: str, settled: bool) -> str:
+        """The relevance bound that applied: the profile's, or for a class the short-prompt
+        rule settled, its settled floor's (none, 1.00, where `settledTiers` is set)."""
+        rule = self.settings.routing.trade_down_for(profile)
+        return f"{(settled_floor(rule) if settled else rule).relevance:.2f}"
 
     def _plan(self, sel: RouteSelected) -> ColdPlan:
         """The order to try candidates in: the chosen one, the runners-up and the overflow

@@ -44,6 +44,7 @@ class Pick:
     router: str
     selected: RouteSelected
     decision_ms: float
+    settled: bool = False  # the hybrid's short-prompt rule settled the class
 
 
 class Picker:
@@ -113,7 +114,7 @@ class Picker:
             EventType.ROUTE_SELECTED, RouteSelected)
         complexity = classified.complexity if route.model is None else "unclassified"
         decision_ms = (self.clock() - start) * 1000
-        return Pick(complexity, classified.router, selected, decision_ms)
+        return Pick(complexity, classified.router, selected, decision_ms, classified.settled)
 
     async def _call(self, name: str, url: str, event: CloudEvent, expect: EventType,
                     model: type[D]) -> D:
