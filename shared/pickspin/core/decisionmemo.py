@@ -17,6 +17,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from pickspin.core.events import ServiceStats
 from pickspin.core.selection import Decision, select
 from pickspin.core.settings import Settings, StrategyName
+from pickspin.core.warmpool import active_windows
 
 
 class DecisionMemo:
@@ -64,9 +65,7 @@ class DecisionMemo:
 
 def _windows(settings: Settings, profile: str | None,
              time_of_day: float | None) -> tuple[bool, ...] | None:
-    """Which of the profile's scheduled pools hold at `time_of_day`: all that the time of day
-    changes in a decision (`warmpool.warm_pools`); None where it plays no part."""
-    name = profile or settings.default_profile
-    if time_of_day is None or name not in settings.profiles:
+    """`warmpool.active_windows`, or None for a profile `select` will refuse."""
+    if (profile or settings.default_profile) not in settings.profiles:
         return None
-    return tuple(entry.covers(time_of_day) for entry in settings.profile(name).scaling.schedule)
+    return active_windows(settings, profile, time_of_day)

@@ -97,7 +97,7 @@ def warm_pools(settings: Settings, profile: str | None = None,
     service the largest, as the HPA takes the largest of minReplicaCount and the cron
     triggers."""
     scaling = settings.profile(profile).scaling
-    active = tuple(time_of_day is not None and e.covers(time_of_day) for e in scaling.schedule)
+    active = active_windows(settings, profile, time_of_day)
     cache = _cache(settings)
     key = ("pools", profile or settings.default_profile, active)
     if key not in cache:  # the pools change only where a scheduled window begins or ends
@@ -109,6 +109,14 @@ def warm_pools(settings: Settings, profile: str | None = None,
     return dict(cache[key])
 
 
+def active_windows(settings: Settings, profile: str | None,
+                   time_of_day: float | None) -> tuple[bool, ...]:
+    """Which of the profile's scheduled pools hold at `time_of_day` (none without a time):
+    all that the time of day changes in the profile's pools."""
+    return tuple(time_of_day is not None and entry.covers(time_of_day)
+                 for entry in settings.profile(profile).scaling.schedule)
+
+
 def scheduled_pools(settings: Settings, profile: str | None = None
                     ) -> list[tuple[ScheduledPool, dict[str, int]]]:
     """Each scheduled pool of `profile` with its replicas per service (`desiredReplicas` of
@@ -116,9 +124,9 @@ def scheduled_pools(settings: Settings, profile: str | None = None
     `warmPool` is, its named services' on them (the largest where both name one)."""
     scaling = settings.profile(profile).scaling
     out = []
+    budget = {s.name: s.max_replicas for s in settings.services}
     for entry in scaling.schedule:
         pools = _fill(settings, entry.warm_pool, scaling.warm_pool_scope)
-        budget = {s.name: s.max_replicas for s in settings.services}
         for name, n in entry.services.items():
             if name in budget:  # a name the matrix does not have is skipped
                 pools[name] = max(pools[name], min(n, budget[name]))

@@ -20,6 +20,7 @@ import numpy as np
 from pickspin.core.events import ServiceStats
 from pickspin.core.selection import select
 from pickspin.core.settings import Settings, StrategyName
+from pickspin.core.warmpool import active_windows
 from pickspin.sim.engine import EVEN
 from pickspin.sim.prompts import PromptRow
 from pickspin.sim.runs import RANDOM_ASSIGNMENT, Config, Environment
@@ -100,9 +101,8 @@ def size_static(settings: Settings, config: Config, trace: Trace,
                 peak_bin_seconds: float = 300.0) -> Sizing:
     """Replicas per service for a static deployment of `config` (see the module doc)."""
     # the routing changes only where a scheduled warm pool begins or ends (billed Ĉ)
-    schedule = settings.profile(config.profile).scaling.schedule
     at = (env.start_of_day + trace.times) % 86_400
-    state = [tuple(e.covers(t) for e in schedule) for t in at]
+    state = [active_windows(settings, config.profile, float(t)) for t in at]
     services = np.empty(len(trace.prompts), dtype=object)
     for key in set(state):
         mask = np.array([s == key for s in state])
