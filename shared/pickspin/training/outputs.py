@@ -31,9 +31,6 @@ class RouterOutput:
     # per row: the hybrid's short-prompt rule settled the class (None: no row was)
     settled: tuple[bool, ...] | None = None
 
-    def settled_at(self, i: int) -> bool:
-        return bool(self.settled[i]) if self.settled is not None else False
-
     def relevance(self, quality: np.ndarray) -> np.ndarray:
         """n × tiers R̂: the success estimate where there is one, else probs · quality."""
         expected = self.probs @ quality.T
